@@ -1,0 +1,61 @@
+// A container's cgroup, in whatever hierarchy the host has: unified (v2), hybrid (v1 controllers
+// plus a cgroup2 mount), or legacy (v1 only). One object spans every hierarchy the container is in.
+// Resource limits (linux.resources) are applied by apply_resources; see the cgroups issue.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/fd.hpp"
+#include "runtime/spec.hpp"
+
+namespace barge::cgroups {
+
+enum class Layout { unified, hybrid, legacy };
+
+// Reads /proc/self/mountinfo once per process (cached).
+Layout host_layout();
+std::string_view layout_name(Layout layout);
+
+// Turns linux.cgroupsPath into an absolute cgroup path ("/barge/ID" when empty; a relative path
+// is relative to the calling process's own cgroup). "slice:prefix:name" (systemd form) throws
+// "needs --systemd-cgroup". Rejects ".." components.
+std::string resolve_path(std::string_view cgroups_path, std::string_view container_id);
+
+class Cgroup {
+ public:
+  // mkdir -p the path in every hierarchy (v1: each mounted controller hierarchy including
+  // name=systemd; v2: the unified tree), initialising v1 cpuset.cpus/mems from the parent and
+  // enabling controllers in the v2 ancestors' cgroup.subtree_control.
+  static Cgroup create(const std::string& path);
+  // The cgroup of an existing container (no filesystem changes).
+  static Cgroup open(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  // Moves pid into the cgroup in every hierarchy.
+  void add_process(pid_t pid) const;
+  // An O_PATH|O_DIRECTORY fd of the v2 directory for clone3(CLONE_INTO_CGROUP); invalid on
+  // hosts where the container's controllers live in v1.
+  UniqueFd unified_dir_fd() const;
+  // Every pid in the cgroup (and its sub-cgroups), from cgroup.procs.
+  std::vector<pid_t> processes() const;
+  // Sends sig to every process (cgroup.kill for SIGKILL on v2 when present).
+  void signal_all(int sig) const;
+  void freeze() const;  // returns once the kernel reports frozen
+  void thaw() const;
+  bool frozen() const;
+  // Applies linux.resources (the cgroups issue fills this in; today: pids, memory, cpu basics).
+  void apply_resources(const spec::Resources& resources) const;
+  // Kills what is left, then removes the cgroup and every sub-cgroup in every hierarchy,
+  // retrying while the kernel still reports it populated. Throws if it cannot.
+  void destroy() const;
+
+ private:
+  explicit Cgroup(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+}  // namespace barge::cgroups

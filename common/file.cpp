@@ -1,0 +1,129 @@
+#include "common/file.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "common/error.hpp"
+
+namespace barge {
+namespace {
+
+std::string read_all(int fd, const std::string& name) {
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("read " + name);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+void write_all(int fd, std::string_view content, const std::string& name) {
+  while (!content.empty()) {
+    ssize_t n = ::write(fd, content.data(), content.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("write " + name);
+    }
+    content.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+void remove_tree_at(int parent, const std::string& name, const std::string& display) {
+  if (::unlinkat(parent, name.c_str(), 0) == 0 || errno == ENOENT) return;
+  if (errno != EISDIR && errno != EPERM) throw_errno("remove " + display);
+  int dfd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) {
+    if (errno == ENOENT) return;
+    throw_errno("open " + display);
+  }
+  DIR* dir = ::fdopendir(dfd);
+  if (dir == nullptr) {
+    ::close(dfd);
+    throw_errno("opendir " + display);
+  }
+  while (dirent* entry = ::readdir(dir)) {
+    std::string child = entry->d_name;
+    if (child == "." || child == "..") continue;
+    remove_tree_at(::dirfd(dir), child, display + "/" + child);
+  }
+  ::closedir(dir);
+  if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+    throw_errno("remove " + display);
+}
+
+}  // namespace
+
+UniqueFd open_or_throw(const std::string& path, int flags, mode_t mode) {
+  return open_at_or_throw(AT_FDCWD, path, flags, mode);
+}
+
+UniqueFd open_at_or_throw(int dirfd, const std::string& name, int flags, mode_t mode) {
+  int fd = ::openat(dirfd, name.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) throw_errno("open " + name);
+  return UniqueFd(fd);
+}
+
+std::string read_file(const std::string& path) { return read_file_at(AT_FDCWD, path); }
+
+std::string read_file_at(int dirfd, const std::string& name) {
+  UniqueFd fd = open_at_or_throw(dirfd, name, O_RDONLY);
+  return read_all(fd.get(), name);
+}
+
+void write_file(const std::string& path, std::string_view content) {
+  UniqueFd fd = open_or_throw(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  write_all(fd.get(), content, path);
+}
+
+void write_file_atomic_at(int dirfd, const std::string& name, std::string_view content) {
+  std::string tmp = "." + name + ".tmp." + std::to_string(::getpid());
+  {
+    UniqueFd fd = open_at_or_throw(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    write_all(fd.get(), content, name);
+  }
+  if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) {
+    int err = errno;
+    ::unlinkat(dirfd, tmp.c_str(), 0);
+    throw_errno("rename " + name, err);
+  }
+}
+
+void write_file_atomic(const std::string& path, std::string_view content) {
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  UniqueFd dfd = open_or_throw(dir, O_RDONLY | O_DIRECTORY);
+  write_file_atomic_at(dfd.get(), name, content);
+}
+
+bool path_exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+void make_dirs(const std::string& path, mode_t mode) {
+  if (path.empty()) return;
+  std::string partial;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    partial = path.substr(0, pos);
+    if (partial.empty()) continue;
+    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) throw_errno("mkdir " + partial);
+  }
+}
+
+void remove_tree(const std::string& path) { remove_tree_at(AT_FDCWD, path, path); }
+
+}  // namespace barge

@@ -1,0 +1,26 @@
+// Small file helpers that throw barge::Error naming the path.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/fd.hpp"
+
+namespace barge {
+
+std::string read_file(const std::string& path);
+// Reads a file relative to dirfd (openat semantics).
+std::string read_file_at(int dirfd, const std::string& name);
+void write_file(const std::string& path, std::string_view content);
+// Writes name in dirfd atomically: temp file in the same directory, fsync-free rename.
+void write_file_atomic_at(int dirfd, const std::string& name, std::string_view content);
+void write_file_atomic(const std::string& path, std::string_view content);
+UniqueFd open_or_throw(const std::string& path, int flags, mode_t mode = 0);
+UniqueFd open_at_or_throw(int dirfd, const std::string& name, int flags, mode_t mode = 0);
+bool path_exists(const std::string& path);
+// mkdir -p; existing directories are fine.
+void make_dirs(const std::string& path, mode_t mode = 0755);
+// rm -rf of a host path we own (state dirs); never follows symlinks.
+void remove_tree(const std::string& path);
+
+}  // namespace barge
