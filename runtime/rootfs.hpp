@@ -16,6 +16,7 @@ struct Options {
   bool new_user_ns = false; // sysfs may need a bind, devices need bind mounts
   bool new_net_ns = true;   // sysfs can only be mounted fresh with its own network namespace
   bool new_cgroup_ns = true;
+  std::string cgroup_path;  // the container's cgroup ("/barge/ID"), for `cgroup` mounts on v1
 };
 
 // Step 1 (in the container's mount namespace, as root of it): set root propagation, bind the
