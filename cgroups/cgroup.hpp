@@ -16,6 +16,17 @@ namespace barge::cgroups {
 
 enum class Layout { unified, hybrid, legacy };
 
+class Cgroup;
+namespace detail {
+class CgroupAccess;  // cgroups/layout.hpp: builds a Cgroup against a given layout (tests)
+// The container's directory in one v1 hierarchy and that hierarchy's controllers
+// ("cpu", "cpuacct", "name=systemd", ...).
+struct V1Dir {
+  std::string dir;
+  std::vector<std::string> controllers;
+};
+}  // namespace detail
+
 // Reads /proc/self/mountinfo once per process (cached).
 Layout host_layout();
 std::string_view layout_name(Layout layout);
@@ -54,8 +65,22 @@ class Cgroup {
   void destroy() const;
 
  private:
+  friend class detail::CgroupAccess;
   explicit Cgroup(std::string path) : path_(std::move(path)) {}
+
+  // The v1 directory of the hierarchy holding controller (nullptr when not mounted).
+  const detail::V1Dir* v1_dir(std::string_view controller) const;
+  // The directory processes() and signal_all() read cgroup.procs from.
+  const std::string& procs_dir() const;
+  // Every directory of this cgroup: v1 hierarchies first, then the cgroup2 tree.
+  std::vector<std::string> all_dirs() const;
+  void apply_resources_v1(const spec::Resources& resources) const;
+  void apply_resources_v2(const spec::Resources& resources) const;
+
   std::string path_;
+  Layout layout_ = Layout::unified;
+  std::string unified_dir_;  // empty when the host has no cgroup2 tree
+  std::vector<detail::V1Dir> v1_dirs_;
 };
 
 }  // namespace barge::cgroups
