@@ -1,7 +1,69 @@
+#include <seccomp.h>
+
 #include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "common/error.hpp"
+#include "common/log.hpp"
+#include "runtime/spec.hpp"
+
+namespace {
+
+std::string version_text() {
+  const scmp_version* seccomp = seccomp_version();
+  return std::string("barge version ") + BARGE_VERSION + "\nspec: " +
+         barge::spec::kRuntimeSpecVersion + "\nlibseccomp: " + std::to_string(seccomp->major) +
+         "." + std::to_string(seccomp->minor) + "." + std::to_string(seccomp->micro);
+}
+
+// runc's error contract: the message goes to the log (JSON for containerd) and to stderr.
+int report_failure(const std::string& message) {
+  barge::log::error(message);
+  if (!barge::log::logs_to_stderr()) std::cerr << message << "\n";
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"barge: an OCI container runtime"};
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  CLI::App app{"barge: an OCI container runtime (runc-compatible command line)", "barge"};
+  app.require_subcommand(1);
+  app.set_version_flag("-v,--version", version_text());
+  barge::cli::Context context;
+  barge::log::Options log_options;
+  std::string log_format = "text";
+  std::string rootless;
+  std::string criu;
+  app.add_option("--root", context.global.root, "root directory for container state")
+      ->capture_default_str();
+  app.add_option("--log", log_options.file, "log file (default: stderr)");
+  app.add_option("--log-format", log_format, "log format: text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--debug", log_options.debug, "enable debug logging");
+  app.add_flag("--systemd-cgroup", context.systemd_cgroup, "use the systemd cgroup driver");
+  app.add_option("--rootless", rootless, "ignored: rootless mode is detected (runc compat)");
+  app.add_option("--criu", criu, "ignored: checkpointing is not supported (runc compat)");
+  barge::cli::add_lifecycle_commands(app, context);
+  barge::cli::add_info_commands(app, context);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 1;
+  }
+  log_options.format = log_format == "json" ? barge::log::Format::json : barge::log::Format::text;
+  barge::log::configure(log_options);
+  try {
+    if (context.systemd_cgroup)
+      throw barge::Error("--systemd-cgroup: the systemd cgroup driver is not supported yet");
+    return context.action ? context.action() : 0;
+  } catch (const barge::Error& e) {
+    return report_failure(e.what());
+  } catch (const std::exception& e) {
+    return report_failure(std::string("internal error: ") + e.what());
+  }
 }

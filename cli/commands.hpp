@@ -1,0 +1,24 @@
+// Registration of barge's subcommands on the CLI11 app. Parsing and printing only: every
+// action calls into libbarge.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+#include "runtime/container.hpp"
+
+namespace barge::cli {
+
+// A subcommand's action returns the process exit code.
+using Action = std::function<int()>;
+
+struct Context {
+  runtime::GlobalOptions global;
+  bool systemd_cgroup = false;
+  Action action;  // set by the subcommand that was parsed
+};
+
+void add_lifecycle_commands(CLI::App& app, Context& context);
+void add_info_commands(CLI::App& app, Context& context);
+
+}  // namespace barge::cli

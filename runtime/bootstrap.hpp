@@ -1,0 +1,57 @@
+// How barge starts a container (crun's shape: one binary, clone3, one socketpair, exec fifo).
+//
+//   barge create (parent)                         container init (child of clone3)
+//   ---------------------                         ---------------------------------
+//   1 parse + validate config.json; open the
+//     namespace paths to join; resolve caps,
+//     cgroup path (nothing created yet)
+//   2 claim --root/<id> (mkdir = id claim, flock)
+//   3 mkfifo exec.fifo; create the cgroup
+//   4 setns pid/time joins, unshare a new time ns
+//     (they apply to children only)
+//   5 clone3(NEWUSER? | NEWPID? | INTO_CGROUP?)  ->  a  PDEATHSIG=KILL; wait for GO
+//   6 write uid/gid maps; join the cgroup
+//     (v1: cgroup.procs); send GO               ->  b  setns joins (user first); unshare the
+//                                                     other new namespaces (mount, uts, ipc,
+//                                                     net, cgroup — after the cgroup join)
+//                                                  c  rootfs::prepare (mounts, /dev, pivot_root)
+//                                                  d  hostname, domainname, sysctl
+//                                                  e  rootfs::finalize (masked, readonly, ro /)
+//                                                  f  oom score, rlimits, exec lookup, cwd,
+//                                                     user + capabilities, no_new_privs, umask,
+//                                                     every fd >= 3 (+preserve) close-on-exec
+//   7 wait for READY or ERROR                   <-  g  send READY (or ERROR + message, exit)
+//   8 write state.json + pid file; exit 0          h  open exec.fifo for writing: blocks
+//
+//   barge start: open exec.fifo for reading      ->  i  write one byte; execve the user process
+//                read the byte; unlink the fifo
+//
+// Any failure before 8 kills the child and removes the cgroup and the state dir, so a failed
+// create leaves nothing behind. Later issues slot in here: hooks (createRuntime at 6,
+// createContainer at c, startContainer at i), seccomp (last, in f), terminals (f).
+#pragma once
+
+#include <string>
+
+#include "runtime/namespaces.hpp"
+#include "runtime/process_setup.hpp"
+#include "runtime/rootfs.hpp"
+#include "runtime/spec.hpp"
+
+namespace barge::runtime {
+
+struct InitContext {
+  const spec::Spec* spec = nullptr;
+  const NamespacePlan* namespaces = nullptr;
+  rootfs::Options rootfs;
+  CapabilitySets capabilities;
+  int sync_fd = -1;       // the child's end of the socketpair
+  int exec_fifo_fd = -1;  // O_PATH fd of exec.fifo; -1 for exec (no fifo)
+  int preserve_fds = 0;
+};
+
+// Runs in the child after clone3; never returns (execs the user process or exits non-zero
+// after reporting the error to the parent).
+[[noreturn]] void run_container_init(const InitContext& context) noexcept;
+
+}  // namespace barge::runtime

@@ -1,0 +1,254 @@
+// `create`: the parent side of the bootstrap described in bootstrap.hpp.
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <optional>
+
+#include "cgroups/cgroup.hpp"
+#include "common/error.hpp"
+#include "common/file.hpp"
+#include "common/log.hpp"
+#include "common/syscalls.hpp"
+#include "runtime/bootstrap.hpp"
+#include "runtime/container.hpp"
+#include "runtime/create_internal.hpp"
+#include "runtime/sync.hpp"
+
+namespace barge::runtime {
+namespace {
+
+std::string absolute_path(const std::string& path, const std::string& what) {
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) throw_errno(what + ": " + path);
+  return resolved;
+}
+
+std::string rfc3339_now() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto nanos =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() %
+      1000000000;
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%09lldZ", static_cast<long long>(nanos));
+  return buf;
+}
+
+// Everything decided from the config before anything is created on the host.
+struct Plan {
+  spec::Spec spec;
+  std::string bundle;
+  std::string rootfs;
+  NamespacePlan namespaces;
+  CapabilitySets capabilities;
+  std::string cgroup_path;
+};
+
+void check_process(const spec::Spec& spec, const CreateOptions& options) {
+  const auto& process = *spec.process;
+  for (size_t i = 0; i < process.rlimits.size(); ++i)
+    if (rlimit_resource(process.rlimits[i].type) < 0)
+      throw Error("process.rlimits[" + std::to_string(i) + "].type: unknown rlimit \"" +
+                  process.rlimits[i].type + "\"");
+  if (process.terminal && options.console_socket.empty())
+    throw Error("process.terminal: a terminal needs --console-socket (not supported yet without it)");
+  if (options.preserve_fds < 0) throw Error("--preserve-fds: must not be negative");
+}
+
+Plan make_plan(const std::string& id, const CreateOptions& options) {
+  Plan plan;
+  plan.bundle = absolute_path(options.bundle, "bundle");
+  plan.spec = spec::load_bundle_config(plan.bundle);
+  spec::validate(plan.spec);
+  if (!plan.spec.process) throw Error("process: required to create a container");
+  if (!plan.spec.linux) throw Error("linux: required on Linux");
+  check_process(plan.spec, options);
+  plan.namespaces = plan_namespaces(plan.spec);
+  if (!plan.namespaces.creates(CLONE_NEWNS))
+    throw Error("linux.namespaces: a new mount namespace is required");
+  const std::string& root = plan.spec.root.path;
+  plan.rootfs = absolute_path(root.front() == '/' ? root : plan.bundle + "/" + root, "root.path");
+  plan.capabilities = resolve_capabilities(plan.spec.process->capabilities);
+  plan.cgroup_path = cgroups::resolve_path(plan.spec.linux->cgroups_path, id);
+  return plan;
+}
+
+// Undoes a partial create unless commit() is called: kills the init, removes cgroup and state.
+class Rollback {
+ public:
+  explicit Rollback(const StateDir& dir) : dir_(dir) {}
+  Rollback(const Rollback&) = delete;
+  Rollback& operator=(const Rollback&) = delete;
+  ~Rollback() {
+    if (committed_) return;
+    if (child_ > 0) {
+      ::kill(child_, SIGKILL);
+      ::waitpid(child_, nullptr, 0);
+    }
+    try {
+      if (cgroup_) cgroup_->destroy();
+    } catch (const Error& e) {
+      log::warn(std::string("cleanup after failed create: ") + e.what());
+    }
+    try {
+      dir_.remove();
+    } catch (const Error& e) {
+      log::warn(std::string("cleanup after failed create: ") + e.what());
+    }
+  }
+  void track_cgroup(cgroups::Cgroup cgroup) { cgroup_ = std::move(cgroup); }
+  void track_child(pid_t pid) { child_ = pid; }
+  void commit() { committed_ = true; }
+
+ private:
+  const StateDir& dir_;
+  std::optional<cgroups::Cgroup> cgroup_;
+  pid_t child_ = -1;
+  bool committed_ = false;
+};
+
+UniqueFd make_exec_fifo(const StateDir& dir) {
+  if (::mkfifoat(dir.fd(), "exec.fifo", 0622) != 0) throw_errno("mkfifo " + dir.fifo_path());
+  return open_at_or_throw(dir.fd(), "exec.fifo", O_PATH);
+}
+
+// Joins and new namespaces that only take effect for children must be entered by the parent.
+void enter_parent_side_namespaces(const Plan& plan) {
+  for (const auto& join : plan.namespaces.joins)
+    if (join.clone_flag == CLONE_NEWPID || join.clone_flag == CLONE_NEWTIME) join_namespace(join);
+  if (!plan.namespaces.creates(CLONE_NEWTIME)) return;
+  if (::unshare(CLONE_NEWTIME) != 0) throw_errno("unshare time namespace");
+  std::string offsets;
+  for (const auto& [clock, offset] : plan.spec.linux->time_offsets)
+    offsets += clock + " " + std::to_string(offset.secs) + " " + std::to_string(offset.nanosecs) + "\n";
+  if (!offsets.empty())
+    with_context("linux.timeOffsets", [&] { write_file("/proc/self/timens_offsets", offsets); });
+}
+
+pid_t clone_init(const Plan& plan, int cgroup_fd) {
+  clone_args args{};
+  args.flags = plan.namespaces.create_flags & (CLONE_NEWUSER | CLONE_NEWPID);
+  args.exit_signal = SIGCHLD;
+  if (cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  }
+  long pid = sys::clone3(&args);
+  if (pid < 0 && errno == ENOSYS) {
+    pid = ::syscall(SYS_clone, (args.flags & ~CLONE_INTO_CGROUP) | SIGCHLD, nullptr, nullptr,
+                    nullptr, nullptr);
+  }
+  if (pid < 0) throw_errno("clone container init");
+  return static_cast<pid_t>(pid);
+}
+
+std::string id_map_text(const std::vector<spec::IdMapping>& mappings) {
+  std::string text;
+  for (const auto& m : mappings)
+    text += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " +
+            std::to_string(m.size) + "\n";
+  return text;
+}
+
+void write_id_maps(pid_t pid, const spec::Linux& linux_config) {
+  std::string proc = "/proc/" + std::to_string(pid);
+  with_context("linux.uidMappings",
+               [&] { write_file(proc + "/uid_map", id_map_text(linux_config.uid_mappings)); });
+  with_context("linux.gidMappings",
+               [&] { write_file(proc + "/gid_map", id_map_text(linux_config.gid_mappings)); });
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("signal ") + sigabbrev_np(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+void wait_until_ready(int sync_fd, pid_t child) {
+  auto packet = sync::receive(sync_fd);
+  if (!packet) {
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    throw Error("container init exited during setup (" + describe_exit(status) + ")");
+  }
+  if (packet->type == sync::Message::error) throw Error(packet->payload);
+  if (packet->type != sync::Message::ready) throw Error("sync: unexpected message from init");
+}
+
+}  // namespace
+
+CreatedContainer create_container(const GlobalOptions& global, const std::string& id,
+                                  const CreateOptions& options) {
+  validate_id(id);
+  Plan plan = make_plan(id, options);
+  StateDir dir = StateDir::claim(global.root, id);
+  Rollback rollback(dir);
+
+  UniqueFd exec_fifo = make_exec_fifo(dir);
+  auto cgroup = cgroups::Cgroup::create(plan.cgroup_path);
+  rollback.track_cgroup(cgroup);
+  if (plan.spec.linux->resources) cgroup.apply_resources(*plan.spec.linux->resources);
+  UniqueFd cgroup_fd = cgroup.unified_dir_fd();
+
+  auto [parent_end, child_end] = sync::make_pair();
+  InitContext context;
+  context.spec = &plan.spec;
+  context.namespaces = &plan.namespaces;
+  context.rootfs = {.bundle_dir = plan.bundle,
+                    .no_pivot = options.no_pivot,
+                    .new_user_ns = plan.namespaces.creates(CLONE_NEWUSER),
+                    .new_net_ns = plan.namespaces.creates(CLONE_NEWNET),
+                    .new_cgroup_ns = plan.namespaces.creates(CLONE_NEWCGROUP),
+                    .cgroup_path = plan.cgroup_path};
+  context.capabilities = plan.capabilities;
+  context.sync_fd = child_end.get();
+  context.exec_fifo_fd = exec_fifo.get();
+  context.preserve_fds = options.preserve_fds;
+
+  enter_parent_side_namespaces(plan);
+  pid_t pid = clone_init(plan, cgroup_fd.get());
+  if (pid == 0) {
+    parent_end.reset();
+    run_container_init(context);
+  }
+  rollback.track_child(pid);
+  child_end.reset();
+
+  if (plan.namespaces.creates(CLONE_NEWUSER)) write_id_maps(pid, *plan.spec.linux);
+  if (!cgroup_fd) cgroup.add_process(pid);
+  sync::send(parent_end.get(), sync::Message::go);
+  wait_until_ready(parent_end.get(), pid);
+
+  ContainerState state;
+  state.id = id;
+  state.oci_version = plan.spec.oci_version;
+  state.pid = pid;
+  state.pid_start_time = process_start_time(pid).value_or(0);
+  state.bundle = plan.bundle;
+  state.rootfs = plan.rootfs;
+  state.created = rfc3339_now();
+  state.cgroup_path = plan.cgroup_path;
+  state.annotations = plan.spec.annotations;
+  dir.save(state);
+  if (!options.pid_file.empty())
+    with_context("--pid-file", [&] { write_file_atomic(options.pid_file, std::to_string(pid)); });
+  rollback.commit();
+  return {pid};
+}
+
+void create(const GlobalOptions& global, const std::string& id, const CreateOptions& options) {
+  create_container(global, id, options);
+}
+
+}  // namespace barge::runtime

@@ -1,0 +1,128 @@
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/file.hpp"
+#include "common/log.hpp"
+#include "runtime/bootstrap.hpp"
+#include "runtime/sync.hpp"
+
+namespace barge::runtime {
+namespace {
+
+constexpr unsigned long long kCreatedByClone = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWTIME;
+
+void wait_for_go(int sync_fd) {
+  auto packet = sync::receive(sync_fd);
+  if (!packet) ::_exit(1);  // the parent is gone: nothing to report to
+  if (packet->type != sync::Message::go) throw Error("sync: unexpected message from parent");
+}
+
+void enter_namespaces(const NamespacePlan& plan) {
+  for (const auto& join : plan.joins) {
+    if (join.clone_flag == CLONE_NEWPID || join.clone_flag == CLONE_NEWTIME) continue;
+    join_namespace(join);
+  }
+  auto flags = static_cast<int>(plan.create_flags & ~kCreatedByClone);
+  if (flags != 0 && ::unshare(flags) != 0) throw_errno("unshare namespaces");
+}
+
+void set_host_and_domain_name(const spec::Spec& spec) {
+  if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
+    throw_errno("hostname: sethostname");
+  if (!spec.domainname.empty() &&
+      ::setdomainname(spec.domainname.data(), spec.domainname.size()) != 0)
+    throw_errno("domainname: setdomainname");
+}
+
+void apply_sysctls(const spec::Spec& spec) {
+  if (!spec.linux) return;
+  for (const auto& [key, value] : spec.linux->sysctl) {
+    std::string path = "/proc/sys/" + key;
+    for (size_t i = std::strlen("/proc/sys/"); i < path.size(); ++i)
+      if (path[i] == '.') path[i] = '/';
+    if (key.find("..") != std::string::npos)
+      throw Error("linux.sysctl: invalid key \"" + key + "\"");
+    with_context("linux.sysctl." + key, [&] { write_file(path, value); });
+  }
+}
+
+std::vector<char*> as_argv(std::vector<std::string>& strings) {
+  std::vector<char*> argv;
+  argv.reserve(strings.size() + 1);
+  for (auto& s : strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  return argv;
+}
+
+// Blocks until `barge start` opens the fifo for reading, then hands it the go-ahead byte.
+void wait_for_start(int exec_fifo_fd) {
+  std::string path = "/proc/self/fd/" + std::to_string(exec_fifo_fd);
+  UniqueFd fifo(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fifo) throw_errno("open exec fifo");
+  if (::write(fifo.get(), "0", 1) != 1) throw_errno("write exec fifo");
+}
+
+struct PreparedExec {
+  std::string path;
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+};
+
+PreparedExec set_up_container(const InitContext& ctx) {
+  const spec::Spec& spec = *ctx.spec;
+  const spec::Process& process = *spec.process;
+  enter_namespaces(*ctx.namespaces);
+  rootfs::prepare(spec, ctx.rootfs);
+  set_host_and_domain_name(spec);
+  apply_sysctls(spec);
+  rootfs::finalize(spec);
+  apply_oom_score_adj(process.oom_score_adj);
+  apply_rlimits(process.rlimits);
+  PreparedExec exec{find_executable(process.args.front(), process.env), process.args,
+                    with_home(process.env, process.user.uid)};
+  switch_user_and_capabilities(process.user, ctx.capabilities);
+  enter_working_directory(process.cwd);
+  apply_no_new_privileges(process.no_new_privileges);
+  ::umask(process.user.umask.value_or(022));
+  seal_file_descriptors(ctx.preserve_fds);
+  return exec;
+}
+
+}  // namespace
+
+void run_container_init(const InitContext& ctx) noexcept {
+  try {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // `run` blocks signals it forwards
+    wait_for_go(ctx.sync_fd);
+    PreparedExec exec = set_up_container(ctx);
+    ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    sync::send(ctx.sync_fd, sync::Message::ready);
+    if (ctx.exec_fifo_fd >= 0) wait_for_start(ctx.exec_fifo_fd);
+    auto argv = as_argv(exec.args);
+    auto envp = as_argv(exec.env);
+    ::execve(exec.path.c_str(), argv.data(), envp.data());
+    std::string message = "exec " + exec.path + ": " + std::strerror(errno) + "\n";
+    ssize_t ignored = ::write(STDERR_FILENO, message.data(), message.size());
+    (void)ignored;
+    ::_exit(127);
+  } catch (const std::exception& e) {
+    try {
+      sync::send(ctx.sync_fd, sync::Message::error, e.what());
+    } catch (...) {
+    }
+    ::_exit(1);
+  }
+}
+
+}  // namespace barge::runtime

@@ -1,0 +1,32 @@
+// Which namespaces a container creates and which it joins, from linux.namespaces.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/fd.hpp"
+#include "runtime/spec.hpp"
+
+namespace barge::runtime {
+
+struct NamespaceJoin {
+  int clone_flag;  // CLONE_NEW* of the namespace type
+  std::string type;
+  UniqueFd fd;     // opened by the parent before clone, so the path is checked early
+};
+
+struct NamespacePlan {
+  unsigned long long create_flags = 0;  // CLONE_NEW* to create
+  std::vector<NamespaceJoin> joins;     // user first, so later joins happen with its privileges
+
+  bool creates(unsigned long long flag) const { return (create_flags & flag) != 0; }
+  bool joins_type(int flag) const;
+};
+
+// CLONE_NEW* for a runtime-spec namespace type, or 0 if unknown.
+int namespace_clone_flag(const std::string& type);
+NamespacePlan plan_namespaces(const spec::Spec& spec);
+// setns into one joined namespace; the error names the type.
+void join_namespace(const NamespaceJoin& join);
+
+}  // namespace barge::runtime

@@ -1,0 +1,213 @@
+#include "runtime/process_setup.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "common/error.hpp"
+#include "common/file.hpp"
+#include "common/syscalls.hpp"
+
+namespace barge::runtime {
+namespace {
+
+std::vector<cap_value_t> resolve_set(const std::optional<std::vector<std::string>>& names,
+                                     const std::string& field) {
+  std::vector<cap_value_t> values;
+  if (!names) return values;
+  for (size_t i = 0; i < names->size(); ++i) {
+    std::string lower = (*names)[i];
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    cap_value_t value{};
+    if (cap_from_name(lower.c_str(), &value) != 0)
+      throw Error(field + "[" + std::to_string(i) + "]: unknown capability \"" + (*names)[i] +
+                  "\"");
+    // A capability newer than this kernel: runc warns and skips it.
+    if (!CAP_IS_SUPPORTED(value)) continue;
+    values.push_back(value);
+  }
+  return values;
+}
+
+struct CapFree {
+  void operator()(cap_t c) const { cap_free(c); }
+};
+using CapHandle = std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree>;
+
+void drop_bounding_set(const std::vector<cap_value_t>& keep) {
+  for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    if (!CAP_IS_SUPPORTED(cap) || std::find(keep.begin(), keep.end(), cap) != keep.end()) continue;
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+      throw_errno("drop capability " + std::to_string(cap) + " from the bounding set");
+  }
+}
+
+void set_capability_sets(const CapabilitySets& caps) {
+  CapHandle handle(cap_init());
+  if (!handle) throw_errno("cap_init");
+  auto set = [&](cap_flag_t flag, const std::vector<cap_value_t>& values) {
+    if (values.empty()) return;
+    if (cap_set_flag(handle.get(), flag, static_cast<int>(values.size()), values.data(),
+                     CAP_SET) != 0)
+      throw_errno("cap_set_flag");
+  };
+  set(CAP_EFFECTIVE, caps.effective);
+  set(CAP_PERMITTED, caps.permitted);
+  set(CAP_INHERITABLE, caps.inheritable);
+  if (cap_set_proc(handle.get()) != 0) throw_errno("set process capabilities");
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+    throw_errno("clear ambient capabilities");
+  for (cap_value_t cap : caps.ambient) {
+    // Raising ambient needs the cap in permitted and inheritable; runc ignores failures here.
+    (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+  }
+}
+
+bool is_executable_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+}  // namespace
+
+CapabilitySets resolve_capabilities(const std::optional<spec::Capabilities>& caps) {
+  CapabilitySets sets;
+  if (!caps) return sets;
+  sets.configured = true;
+  sets.bounding = resolve_set(caps->bounding, "process.capabilities.bounding");
+  sets.effective = resolve_set(caps->effective, "process.capabilities.effective");
+  sets.inheritable = resolve_set(caps->inheritable, "process.capabilities.inheritable");
+  sets.permitted = resolve_set(caps->permitted, "process.capabilities.permitted");
+  sets.ambient = resolve_set(caps->ambient, "process.capabilities.ambient");
+  return sets;
+}
+
+int rlimit_resource(const std::string& name) {
+  static const std::pair<const char*, int> kLimits[] = {
+      {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+      {"RLIMIT_DATA", RLIMIT_DATA},       {"RLIMIT_STACK", RLIMIT_STACK},
+      {"RLIMIT_CORE", RLIMIT_CORE},       {"RLIMIT_RSS", RLIMIT_RSS},
+      {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+      {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_AS", RLIMIT_AS},
+      {"RLIMIT_LOCKS", RLIMIT_LOCKS},     {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+      {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
+      {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+  };
+  for (const auto& [limit_name, resource] : kLimits)
+    if (name == limit_name) return resource;
+  return -1;
+}
+
+void apply_rlimits(const std::vector<spec::Rlimit>& rlimits) {
+  for (size_t i = 0; i < rlimits.size(); ++i) {
+    const auto& limit = rlimits[i];
+    int resource = rlimit_resource(limit.type);
+    if (resource < 0)
+      throw Error("process.rlimits[" + std::to_string(i) + "].type: unknown rlimit \"" +
+                  limit.type + "\"");
+    rlimit value{limit.soft, limit.hard};
+    if (::setrlimit(resource, &value) != 0)
+      throw_errno("process.rlimits[" + std::to_string(i) + "]: setrlimit " + limit.type);
+  }
+}
+
+void apply_oom_score_adj(std::optional<int> score) {
+  if (!score) return;
+  with_context("process.oomScoreAdj",
+               [&] { write_file("/proc/self/oom_score_adj", std::to_string(*score)); });
+}
+
+void switch_user_and_capabilities(const spec::User& user, const CapabilitySets& caps) {
+  if (caps.configured) drop_bounding_set(caps.bounding);
+  std::vector<gid_t> groups(user.additional_gids.begin(), user.additional_gids.end());
+  // setgroups is denied in user namespaces whose gid_map was written with setgroups=deny.
+  if (::setgroups(groups.size(), groups.data()) != 0 && !(errno == EPERM && groups.empty()))
+    throw_errno("process.user.additionalGids: setgroups");
+  if (caps.configured && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) throw_errno("keep capabilities");
+  if (::setresgid(user.gid, user.gid, user.gid) != 0)
+    throw_errno("process.user.gid: setresgid " + std::to_string(user.gid));
+  if (::setresuid(user.uid, user.uid, user.uid) != 0)
+    throw_errno("process.user.uid: setresuid " + std::to_string(user.uid));
+  if (!caps.configured) return;
+  if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) throw_errno("clear keep capabilities");
+  set_capability_sets(caps);
+}
+
+void apply_no_new_privileges(bool enabled) {
+  if (enabled && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    throw_errno("process.noNewPrivileges");
+}
+
+void seal_file_descriptors(int preserve_fds) {
+  unsigned first_closed = 3U + static_cast<unsigned>(preserve_fds);
+  if (sys::close_range(first_closed, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+    throw_errno("close_range");
+  for (int fd = 3; fd < static_cast<int>(first_closed); ++fd) {
+    int flags = ::fcntl(fd, F_GETFD);
+    if (flags >= 0) ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+}
+
+std::string find_executable(const std::string& name, const std::vector<std::string>& env) {
+  if (name.find('/') != std::string::npos) {
+    if (!is_executable_file(name))
+      throw Error("exec: \"" + name + "\": stat " + name + ": no such executable file", ENOENT);
+    return name;
+  }
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& entry : env)
+    if (entry.rfind("PATH=", 0) == 0) path = entry.substr(5);
+  std::stringstream dirs(path);
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (is_executable_file(candidate)) return candidate;
+  }
+  throw Error("exec: \"" + name + "\": executable file not found in $PATH", ENOENT);
+}
+
+std::vector<std::string> with_home(std::vector<std::string> env, uint32_t uid) {
+  for (const auto& entry : env)
+    if (entry.rfind("HOME=", 0) == 0) return env;
+  std::string home = "/";
+  std::ifstream passwd("/etc/passwd");
+  std::string line;
+  while (std::getline(passwd, line)) {
+    std::vector<std::string> fields;
+    std::stringstream parts(line);
+    std::string field;
+    while (std::getline(parts, field, ':')) fields.push_back(field);
+    if (fields.size() >= 6 && fields[2] == std::to_string(uid)) {
+      home = fields[5];
+      break;
+    }
+  }
+  env.push_back("HOME=" + home);
+  return env;
+}
+
+void enter_working_directory(const std::string& cwd) {
+  std::string target = cwd.empty() ? "/" : cwd;
+  if (::chdir(target.c_str()) != 0) {
+    if (errno != ENOENT) throw_errno("process.cwd: chdir " + target);
+    with_context("process.cwd", [&] { make_dirs(target, 0755); });
+    if (::chdir(target.c_str()) != 0) throw_errno("process.cwd: chdir " + target);
+  }
+  // CVE-2024-21626: a cwd reached through a leaked host fd shows as "(unreachable)/...".
+  char buf[4096];
+  if (::getcwd(buf, sizeof buf) == nullptr || buf[0] != '/')
+    throw Error("process.cwd: working directory " + target + " is outside the container");
+}
+
+}  // namespace barge::runtime

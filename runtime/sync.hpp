@@ -1,0 +1,30 @@
+// The parent <-> container-init channel: one SOCK_SEQPACKET socketpair, one message per packet.
+// A packet is a one-byte type followed by a text payload (empty for pure signals).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/fd.hpp"
+
+namespace barge::runtime::sync {
+
+enum class Message : char {
+  go = 'G',     // parent -> init: id maps written and cgroup joined; continue setup
+  ready = 'R',  // init -> parent: setup done, init now waits on the exec fifo
+  error = 'E',  // init -> parent: setup failed; payload is the error message
+};
+
+struct Packet {
+  Message type;
+  std::string payload;
+};
+
+std::pair<UniqueFd, UniqueFd> make_pair();  // both ends close-on-exec
+void send(int fd, Message type, std::string_view payload = {});
+// nullopt when the peer closed its end (it died or exec'd).
+std::optional<Packet> receive(int fd);
+
+}  // namespace barge::runtime::sync
