@@ -229,6 +229,12 @@ struct IntelRdt {
   bool enable_cmt = false, enable_mbm = false;
 };
 
+// runtime-spec 1.2 linux.netDevices: a host interface moved into the container's network
+// namespace, optionally renamed (empty name: keep the host name).
+struct NetDevice {
+  std::string name;
+};
+
 struct Linux {
   std::vector<Namespace> namespaces;
   std::vector<IdMapping> uid_mappings;
@@ -245,6 +251,7 @@ struct Linux {
   std::vector<std::string> readonly_paths;
   std::string mount_label;
   std::optional<Personality> personality;
+  std::map<std::string, NetDevice> net_devices;  // "netDevices": host name -> settings
 
   // Convenience: the entry of that type, or nullptr.
   const Namespace* find_namespace(const std::string& type) const;
