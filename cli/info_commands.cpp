@@ -22,7 +22,8 @@ std::string owner_of(const std::string& path) {
 }
 
 void print_table(const std::vector<runtime::ContainerInfo>& infos, const std::string& root) {
-  std::vector<std::array<std::string, 6>> rows = {{"ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"}};
+  std::vector<std::array<std::string, 6>> rows = {
+      {"ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"}};
   for (const auto& info : infos) {
     bool alive = info.status != runtime::Status::stopped;
     rows.push_back({info.state.id, std::to_string(alive ? info.state.pid : 0),
@@ -45,14 +46,11 @@ void print_json(const std::vector<runtime::ContainerInfo>& infos, const std::str
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& info : infos) {
     bool alive = info.status != runtime::Status::stopped;
-    nlohmann::ordered_json entry = {{"ociVersion", info.state.oci_version},
-                                    {"id", info.state.id},
-                                    {"pid", alive ? info.state.pid : 0},
-                                    {"status", runtime::status_name(info.status)},
-                                    {"bundle", info.state.bundle},
-                                    {"rootfs", info.state.rootfs},
-                                    {"created", info.state.created},
-                                    {"owner", owner_of(root + "/" + info.state.id)}};
+    nlohmann::ordered_json entry = {
+        {"ociVersion", info.state.oci_version}, {"id", info.state.id},
+        {"pid", alive ? info.state.pid : 0},    {"status", runtime::status_name(info.status)},
+        {"bundle", info.state.bundle},          {"rootfs", info.state.rootfs},
+        {"created", info.state.created},        {"owner", owner_of(root + "/" + info.state.id)}};
     if (!info.state.annotations.empty()) entry["annotations"] = info.state.annotations;
     out.push_back(entry);
   }

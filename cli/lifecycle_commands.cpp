@@ -11,7 +11,8 @@ void add_create_flags(CLI::App* cmd, runtime::CreateOptions& options) {
   cmd->add_option("--pid-file", options.pid_file, "file to write the container init pid to");
   cmd->add_option("--console-socket", options.console_socket,
                   "unix socket that receives the pty master (process.terminal)");
-  cmd->add_flag("--no-pivot", options.no_pivot, "move the rootfs with MS_MOVE instead of pivot_root");
+  cmd->add_flag("--no-pivot", options.no_pivot,
+                "move the rootfs with MS_MOVE instead of pivot_root");
   cmd->add_flag("--no-new-keyring", options.no_new_keyring, "do not create a session keyring");
   cmd->add_option("--preserve-fds", options.preserve_fds,
                   "pass N extra fds (3 .. 3+N-1) into the container");

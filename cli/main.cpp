@@ -12,9 +12,10 @@ namespace {
 
 std::string version_text() {
   const scmp_version* seccomp = seccomp_version();
-  return std::string("barge version ") + BARGE_VERSION + "\nspec: " +
-         barge::spec::kRuntimeSpecVersion + "\nlibseccomp: " + std::to_string(seccomp->major) +
-         "." + std::to_string(seccomp->minor) + "." + std::to_string(seccomp->micro);
+  return std::string("barge version ") + BARGE_VERSION +
+         "\nspec: " + barge::spec::kRuntimeSpecVersion +
+         "\nlibseccomp: " + std::to_string(seccomp->major) + "." + std::to_string(seccomp->minor) +
+         "." + std::to_string(seccomp->micro);
 }
 
 // runc's error contract: the message goes to the log (JSON for containerd) and to stderr.

@@ -4,7 +4,9 @@
 
 namespace barge {
 
-void throw_errno(std::string_view what) { throw_errno(what, errno); }
+void throw_errno(std::string_view what) {
+  throw_errno(what, errno);
+}
 
 void throw_errno(std::string_view what, int err) {
   std::string message(what);
@@ -13,6 +15,8 @@ void throw_errno(std::string_view what, int err) {
   throw Error(message, err);
 }
 
-void throw_error(std::string_view what) { throw Error(std::string(what)); }
+void throw_error(std::string_view what) {
+  throw Error(std::string(what));
+}
 
 }  // namespace barge

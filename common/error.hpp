@@ -11,7 +11,8 @@ namespace barge {
 
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message, int err = 0) : std::runtime_error(message), errno_(err) {}
+  explicit Error(const std::string& message, int err = 0)
+      : std::runtime_error(message), errno_(err) {}
   int code() const noexcept { return errno_; }
 
  private:

@@ -74,7 +74,9 @@ UniqueFd open_at_or_throw(int dirfd, const std::string& name, int flags, mode_t 
   return UniqueFd(fd);
 }
 
-std::string read_file(const std::string& path) { return read_file_at(AT_FDCWD, path); }
+std::string read_file(const std::string& path) {
+  return read_file_at(AT_FDCWD, path);
+}
 
 std::string read_file_at(int dirfd, const std::string& name) {
   UniqueFd fd = open_at_or_throw(dirfd, name, O_RDONLY);
@@ -124,6 +126,8 @@ void make_dirs(const std::string& path, mode_t mode) {
   }
 }
 
-void remove_tree(const std::string& path) { remove_tree_at(AT_FDCWD, path, path); }
+void remove_tree(const std::string& path) {
+  remove_tree_at(AT_FDCWD, path, path);
+}
 
 }  // namespace barge

@@ -22,10 +22,14 @@ State& state() {
 
 const char* level_name(Level level) {
   switch (level) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warning: return "warning";
-    case Level::error: return "error";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warning:
+      return "warning";
+    case Level::error:
+      return "error";
   }
   return "info";
 }
@@ -57,18 +61,21 @@ void configure(const Options& options) {
   }
 }
 
-Format format() { return state().options.format; }
+Format format() {
+  return state().options.format;
+}
 
-bool logs_to_stderr() { return state().fd == STDERR_FILENO; }
+bool logs_to_stderr() {
+  return state().fd == STDERR_FILENO;
+}
 
 std::string format_line(Level level, std::string_view message, Format fmt) {
   if (fmt == Format::json) {
-    nlohmann::json line = {
-        {"level", level_name(level)}, {"msg", message}, {"time", rfc3339_now()}};
+    nlohmann::json line = {{"level", level_name(level)}, {"msg", message}, {"time", rfc3339_now()}};
     return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
-  std::string msg = nlohmann::json(message).dump(-1, ' ', false,
-                                                 nlohmann::json::error_handler_t::replace);
+  std::string msg =
+      nlohmann::json(message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return "time=\"" + rfc3339_now() + "\" level=" + level_name(level) + " msg=" + msg + "\n";
 }
 

@@ -19,10 +19,18 @@ struct Options {
 void configure(const Options& options);
 Format format();
 void write(Level level, std::string_view message);
-inline void debug(std::string_view m) { write(Level::debug, m); }
-inline void info(std::string_view m) { write(Level::info, m); }
-inline void warn(std::string_view m) { write(Level::warning, m); }
-inline void error(std::string_view m) { write(Level::error, m); }
+inline void debug(std::string_view m) {
+  write(Level::debug, m);
+}
+inline void info(std::string_view m) {
+  write(Level::info, m);
+}
+inline void warn(std::string_view m) {
+  write(Level::warning, m);
+}
+inline void error(std::string_view m) {
+  write(Level::error, m);
+}
 // Formats a line exactly as it would be written (exposed for tests).
 std::string format_line(Level level, std::string_view message, Format format);
 // True when log lines already reach stderr (no --log file), so callers need not print twice.

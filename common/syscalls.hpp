@@ -12,8 +12,12 @@
 
 namespace barge::sys {
 
-inline long clone3(clone_args* args) { return ::syscall(SYS_clone3, args, sizeof(clone_args)); }
-inline int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+inline long clone3(clone_args* args) {
+  return ::syscall(SYS_clone3, args, sizeof(clone_args));
+}
+inline int pidfd_open(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
 inline int pidfd_send_signal(int pidfd, int sig) {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }

@@ -62,7 +62,8 @@ void check_process(const spec::Spec& spec, const CreateOptions& options) {
       throw Error("process.rlimits[" + std::to_string(i) + "].type: unknown rlimit \"" +
                   process.rlimits[i].type + "\"");
   if (process.terminal && options.console_socket.empty())
-    throw Error("process.terminal: a terminal needs --console-socket (not supported yet without it)");
+    throw Error(
+        "process.terminal: a terminal needs --console-socket (not supported yet without it)");
   if (options.preserve_fds < 0) throw Error("--preserve-fds: must not be negative");
 }
 
@@ -131,7 +132,8 @@ void enter_parent_side_namespaces(const Plan& plan) {
   if (::unshare(CLONE_NEWTIME) != 0) throw_errno("unshare time namespace");
   std::string offsets;
   for (const auto& [clock, offset] : plan.spec.linux->time_offsets)
-    offsets += clock + " " + std::to_string(offset.secs) + " " + std::to_string(offset.nanosecs) + "\n";
+    offsets +=
+        clock + " " + std::to_string(offset.secs) + " " + std::to_string(offset.nanosecs) + "\n";
   if (!offsets.empty())
     with_context("linux.timeOffsets", [&] { write_file("/proc/self/timens_offsets", offsets); });
 }
@@ -215,6 +217,8 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   context.sync_fd = child_end.get();
   context.exec_fifo_fd = exec_fifo.get();
   context.preserve_fds = options.preserve_fds;
+  context.container_id = id;
+  context.new_session_keyring = !options.no_new_keyring;
 
   enter_parent_side_namespaces(plan);
   pid_t pid = clone_init(plan, cgroup_fd.get());

@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/keyctl.h>
+#include <sys/syscall.h>
+
 #include <cstring>
 #include <vector>
 
@@ -70,6 +73,13 @@ void wait_for_start(int exec_fifo_fd) {
   if (::write(fifo.get(), "0", 1) != 1) throw_errno("write exec fifo");
 }
 
+// A fresh session keyring keeps the host's keys (and other containers') out of reach.
+void join_new_session_keyring(const std::string& id) {
+  std::string name = "_ses." + id;
+  if (::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.c_str()) < 0 && errno != ENOSYS)
+    throw_errno("join session keyring");
+}
+
 struct PreparedExec {
   std::string path;
   std::vector<std::string> args;
@@ -80,6 +90,7 @@ PreparedExec set_up_container(const InitContext& ctx) {
   const spec::Spec& spec = *ctx.spec;
   const spec::Process& process = *spec.process;
   enter_namespaces(*ctx.namespaces);
+  if (ctx.new_session_keyring) join_new_session_keyring(ctx.container_id);
   rootfs::prepare(spec, ctx.rootfs);
   set_host_and_domain_name(spec);
   apply_sysctls(spec);

@@ -25,11 +25,16 @@ constexpr int kStopTimeoutMs = 10000;
 
 void require_created(const std::string& id, Status status) {
   switch (status) {
-    case Status::created: return;
-    case Status::running: throw Error("cannot start an already running container: " + id);
-    case Status::stopped: throw Error("cannot start a container that has stopped: " + id);
-    case Status::paused: throw Error("cannot start a paused container: " + id);
-    case Status::creating: throw Error("cannot start a container that is being created: " + id);
+    case Status::created:
+      return;
+    case Status::running:
+      throw Error("cannot start an already running container: " + id);
+    case Status::stopped:
+      throw Error("cannot start a container that has stopped: " + id);
+    case Status::paused:
+      throw Error("cannot start a paused container: " + id);
+    case Status::creating:
+      throw Error("cannot start a container that is being created: " + id);
   }
 }
 
@@ -102,7 +107,7 @@ int exit_code_of(int status) {
   return 255;
 }
 
-const std::array<int, 9> kForwardedSignals = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1,
+const std::array<int, 9> kForwardedSignals = {SIGHUP,  SIGINT,   SIGQUIT, SIGTERM, SIGUSR1,
                                               SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
 
 sigset_t forwarded_set() {
@@ -228,9 +233,8 @@ std::vector<ContainerInfo> list(const GlobalOptions& global) {
 }
 
 int parse_signal(const std::string& text) {
-  if (!text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
-        return std::isdigit(c);
-      })) {
+  if (!text.empty() &&
+      std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
     int number = std::stoi(text);
     if (number > 0 && number < NSIG) return number;
     throw Error("invalid signal: " + text);

@@ -12,7 +12,7 @@ namespace barge::runtime {
 struct NamespaceJoin {
   int clone_flag;  // CLONE_NEW* of the namespace type
   std::string type;
-  UniqueFd fd;     // opened by the parent before clone, so the path is checked early
+  UniqueFd fd;  // opened by the parent before clone, so the path is checked early
 };
 
 struct NamespacePlan {

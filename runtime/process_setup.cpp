@@ -58,8 +58,8 @@ void set_capability_sets(const CapabilitySets& caps) {
   if (!handle) throw_errno("cap_init");
   auto set = [&](cap_flag_t flag, const std::vector<cap_value_t>& values) {
     if (values.empty()) return;
-    if (cap_set_flag(handle.get(), flag, static_cast<int>(values.size()), values.data(),
-                     CAP_SET) != 0)
+    if (cap_set_flag(handle.get(), flag, static_cast<int>(values.size()), values.data(), CAP_SET) !=
+        0)
       throw_errno("cap_set_flag");
   };
   set(CAP_EFFECTIVE, caps.effective);
@@ -95,14 +95,14 @@ CapabilitySets resolve_capabilities(const std::optional<spec::Capabilities>& cap
 
 int rlimit_resource(const std::string& name) {
   static const std::pair<const char*, int> kLimits[] = {
-      {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_FSIZE", RLIMIT_FSIZE},
-      {"RLIMIT_DATA", RLIMIT_DATA},       {"RLIMIT_STACK", RLIMIT_STACK},
-      {"RLIMIT_CORE", RLIMIT_CORE},       {"RLIMIT_RSS", RLIMIT_RSS},
-      {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-      {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_AS", RLIMIT_AS},
-      {"RLIMIT_LOCKS", RLIMIT_LOCKS},     {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+      {"RLIMIT_CPU", RLIMIT_CPU},           {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+      {"RLIMIT_DATA", RLIMIT_DATA},         {"RLIMIT_STACK", RLIMIT_STACK},
+      {"RLIMIT_CORE", RLIMIT_CORE},         {"RLIMIT_RSS", RLIMIT_RSS},
+      {"RLIMIT_NPROC", RLIMIT_NPROC},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+      {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},   {"RLIMIT_AS", RLIMIT_AS},
+      {"RLIMIT_LOCKS", RLIMIT_LOCKS},       {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
       {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
-      {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+      {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},     {"RLIMIT_RTTIME", RLIMIT_RTTIME},
   };
   for (const auto& [limit_name, resource] : kLimits)
     if (name == limit_name) return resource;
@@ -134,7 +134,8 @@ void switch_user_and_capabilities(const spec::User& user, const CapabilitySets& 
   // setgroups is denied in user namespaces whose gid_map was written with setgroups=deny.
   if (::setgroups(groups.size(), groups.data()) != 0 && !(errno == EPERM && groups.empty()))
     throw_errno("process.user.additionalGids: setgroups");
-  if (caps.configured && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) throw_errno("keep capabilities");
+  if (caps.configured && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
+    throw_errno("keep capabilities");
   if (::setresgid(user.gid, user.gid, user.gid) != 0)
     throw_errno("process.user.gid: setresgid " + std::to_string(user.gid));
   if (::setresuid(user.uid, user.uid, user.uid) != 0)
@@ -151,8 +152,7 @@ void apply_no_new_privileges(bool enabled) {
 
 void seal_file_descriptors(int preserve_fds) {
   unsigned first_closed = 3U + static_cast<unsigned>(preserve_fds);
-  if (sys::close_range(first_closed, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-    throw_errno("close_range");
+  if (sys::close_range(first_closed, ~0U, CLOSE_RANGE_CLOEXEC) != 0) throw_errno("close_range");
   for (int fd = 3; fd < static_cast<int>(first_closed); ++fd) {
     int flags = ::fcntl(fd, F_GETFD);
     if (flags >= 0) ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);

@@ -3,6 +3,7 @@
 // with openat2(RESOLVE_IN_ROOT) so a hostile rootfs cannot redirect a mount onto the host.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/fd.hpp"
@@ -11,12 +12,15 @@
 namespace barge::rootfs {
 
 struct Options {
-  std::string bundle_dir;   // absolute; relative mount sources and root.path resolve against it
-  bool no_pivot = false;    // --no-pivot: MS_MOVE + chroot instead of pivot_root
-  bool new_user_ns = false; // sysfs may need a bind, devices need bind mounts
-  bool new_net_ns = true;   // sysfs can only be mounted fresh with its own network namespace
+  std::string bundle_dir;    // absolute; relative mount sources and root.path resolve against it
+  bool no_pivot = false;     // --no-pivot: MS_MOVE + chroot instead of pivot_root
+  bool new_user_ns = false;  // sysfs may need a bind, devices need bind mounts
+  bool new_net_ns = true;    // sysfs can only be mounted fresh with its own network namespace
   bool new_cgroup_ns = true;
   std::string cgroup_path;  // the container's cgroup ("/barge/ID"), for `cgroup` mounts on v1
+  // Runs after every mount and /dev are in place, before pivot_root, with the host's paths still
+  // visible: where the runtime-spec wants createContainer hooks. Tests use it to inspect mounts.
+  std::function<void()> before_pivot;
 };
 
 // Step 1 (in the container's mount namespace, as root of it): set root propagation, bind the
@@ -35,5 +39,8 @@ UniqueFd open_in_root(int rootfd, const std::string& path, int flags, mode_t mod
 // mkdir -p under rootfd without following symlinks out of it; returns an O_PATH fd of the
 // final directory (or file when make_file is true: the last component is created as a file).
 UniqueFd mkdir_all_in_root(int rootfd, const std::string& path, bool make_file = false);
+
+// Tests only: makes open_in_root/mkdir_all_in_root skip openat2 and use the manual walk.
+void force_manual_path_walk_for_testing(bool forced);
 
 }  // namespace barge::rootfs

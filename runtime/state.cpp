@@ -28,11 +28,16 @@ UniqueFd lock_dir(const std::string& path, bool lock = true) {
 
 const char* status_name(Status status) {
   switch (status) {
-    case Status::creating: return "creating";
-    case Status::created: return "created";
-    case Status::running: return "running";
-    case Status::paused: return "paused";
-    case Status::stopped: return "stopped";
+    case Status::creating:
+      return "creating";
+    case Status::created:
+      return "created";
+    case Status::running:
+      return "running";
+    case Status::paused:
+      return "paused";
+    case Status::stopped:
+      return "stopped";
   }
   return "unknown";
 }
@@ -73,14 +78,10 @@ ContainerState from_state_file_json(const std::string& text) {
 
 std::string to_oci_state_json(const ContainerState& s, Status status) {
   bool alive = status != Status::stopped;
-  nlohmann::ordered_json j = {{"ociVersion", s.oci_version},
-                              {"id", s.id},
-                              {"pid", alive ? s.pid : 0},
-                              {"status", status_name(status)},
-                              {"bundle", s.bundle},
-                              {"rootfs", s.rootfs},
-                              {"created", s.created},
-                              {"owner", s.owner}};
+  nlohmann::ordered_json j = {{"ociVersion", s.oci_version}, {"id", s.id},
+                              {"pid", alive ? s.pid : 0},    {"status", status_name(status)},
+                              {"bundle", s.bundle},          {"rootfs", s.rootfs},
+                              {"created", s.created},        {"owner", s.owner}};
   if (!s.annotations.empty()) j["annotations"] = s.annotations;
   return j.dump(2);
 }
@@ -145,7 +146,9 @@ bool StateDir::has_state() const {
   return ::faccessat(dirfd_.get(), "state.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-ContainerState StateDir::load() const { return from_state_file_json(read_file_at(fd(), "state.json")); }
+ContainerState StateDir::load() const {
+  return from_state_file_json(read_file_at(fd(), "state.json"));
+}
 
 void StateDir::save(const ContainerState& state) const {
   write_file_atomic_at(fd(), "state.json", to_state_file_json(state));
@@ -168,7 +171,9 @@ Status StateDir::status(const ContainerState& state) const {
   return Status::running;
 }
 
-void StateDir::remove() const { remove_tree(path_); }
+void StateDir::remove() const {
+  remove_tree(path_);
+}
 
 std::vector<std::string> list_ids(const std::string& root) {
   std::vector<std::string> ids;

@@ -10,8 +10,7 @@ namespace barge::runtime::sync {
 
 std::pair<UniqueFd, UniqueFd> make_pair() {
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
-    throw_errno("socketpair");
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) throw_errno("socketpair");
   return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
@@ -34,7 +33,8 @@ std::optional<Packet> receive(int fd) {
     throw_errno("sync: receive");
   }
   if (n == 0) return std::nullopt;
-  return Packet{static_cast<Message>(buf[0]), std::string(buf.data() + 1, static_cast<size_t>(n - 1))};
+  return Packet{static_cast<Message>(buf[0]),
+                std::string(buf.data() + 1, static_cast<size_t>(n - 1))};
 }
 
 }  // namespace barge::runtime::sync
