@@ -32,8 +32,9 @@ Layout host_layout();
 std::string_view layout_name(Layout layout);
 
 // Turns linux.cgroupsPath into an absolute cgroup path ("/barge/ID" when empty; a relative path
-// is relative to the calling process's own cgroup). "slice:prefix:name" (systemd form) throws
-// "needs --systemd-cgroup". Rejects ".." components.
+// is relative to the calling process's own cgroup: its cgroup2 one on unified hosts, its memory
+// controller's on hybrid/legacy ones). "slice:prefix:name" (systemd form) throws
+// "needs --systemd-cgroup". Rejects ".." components and the root cgroup itself.
 std::string resolve_path(std::string_view cgroups_path, std::string_view container_id);
 
 class Cgroup {

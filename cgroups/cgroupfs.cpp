@@ -131,8 +131,16 @@ std::vector<pid_t> procs_recursive(const std::string& dir) {
 }
 
 int remove_tree(const std::string& dir, std::string& failed_dir) {
-  for (const auto& child : subdirs(dir))
-    if (int err = remove_tree(dir + "/" + child, failed_dir)) return err;
+  // Most cgroups have no children: try the rmdir before listing the directory.
+  if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return 0;
+  int err = errno;
+  std::vector<std::string> children = err == EBUSY ? subdirs(dir) : std::vector<std::string>{};
+  if (children.empty()) {
+    failed_dir = dir;
+    return err;
+  }
+  for (const auto& child : children)
+    if (int child_err = remove_tree(dir + "/" + child, failed_dir)) return child_err;
   if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return 0;
   failed_dir = dir;
   return errno;
