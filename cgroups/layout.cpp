@@ -79,6 +79,12 @@ std::string join_normalised(std::string_view base, std::string_view relative,
   return out;
 }
 
+// runc's systemd form "slice:prefix:name" (never absolute).
+bool is_systemd_form(std::string_view cgroups_path) {
+  return !cgroups_path.starts_with('/') &&
+         std::count(cgroups_path.begin(), cgroups_path.end(), ':') == 2;
+}
+
 }  // namespace
 
 HostLayout parse_mountinfo(std::string_view mountinfo) {
@@ -139,7 +145,7 @@ std::string own_cgroup(std::string_view proc_self_cgroup, Layout layout) {
 
 std::string resolve_path(std::string_view cgroups_path, std::string_view container_id,
                          std::string_view own) {
-  if (std::count(cgroups_path.begin(), cgroups_path.end(), ':') == 2)
+  if (is_systemd_form(cgroups_path))
     throw_error("linux.cgroupsPath: systemd cgroup path \"" + std::string(cgroups_path) +
                 "\" needs --systemd-cgroup, which is not supported yet");
   std::string path;
@@ -184,7 +190,7 @@ std::string_view layout_name(Layout layout) {
 
 std::string resolve_path(std::string_view cgroups_path, std::string_view container_id) {
   bool relative = !cgroups_path.empty() && cgroups_path.front() != '/' &&
-                  std::count(cgroups_path.begin(), cgroups_path.end(), ':') != 2;
+                  !detail::is_systemd_form(cgroups_path);
   std::string own =
       relative ? detail::own_cgroup(read_file("/proc/self/cgroup"), host_layout()) : "/";
   return detail::resolve_path(cgroups_path, container_id, own);

@@ -116,6 +116,7 @@ TEST(CgroupResolve, EmptyAbsoluteAndRelative) {
   EXPECT_EQ(detail::resolve_path("/a//./b/", "c1", "/"), "/a/b");
   EXPECT_EQ(detail::resolve_path("x/y", "c1", "/user.slice"), "/user.slice/x/y");
   EXPECT_EQ(detail::resolve_path("x", "c1", "/"), "/x");
+  EXPECT_EQ(detail::resolve_path("/a:b:c", "c1", "/"), "/a:b:c");  // absolute: not systemd form
 }
 
 TEST(CgroupResolve, SystemdFormNeedsSystemdCgroup) {
