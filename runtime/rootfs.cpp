@@ -77,10 +77,15 @@ bool spec_mounts_dev(const spec::Spec& spec) {
 // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then removes
 // it without needing a put_old directory inside the rootfs.
 void pivot_into(int rootfd) {
+  UniqueFd old_root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!old_root) throw_errno("open /");
   if (::fchdir(rootfd) < 0) throw_errno("chdir to rootfs");
   if (::syscall(SYS_pivot_root, ".", ".") < 0) throw_errno("pivot_root");
-  // Our unmount must not propagate to the host's copies of these mounts.
-  if (::mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0)
+  // Our unmount must not propagate to the host's copies of these mounts. mount(2) on "." would
+  // name the new root here (and slave every container mount), so the old root is named by fd.
+  mount_attr slave{};
+  slave.propagation = MS_SLAVE;
+  if (::mount_setattr(old_root.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &slave, sizeof slave) < 0)
     throw_errno("make old root slave");
   if (::umount2(".", MNT_DETACH) < 0) throw_errno("unmount old root");
   if (::chdir("/") < 0) throw_errno("chdir /");
