@@ -224,6 +224,8 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   pid_t pid = clone_init(plan, cgroup_fd.get());
   if (pid == 0) {
     parent_end.reset();
+    // The flock lives on the open file description we share: holding it would block start.
+    ::close(dir.fd());
     run_container_init(context);
   }
   rollback.track_child(pid);
