@@ -121,6 +121,8 @@ class Rollback {
 
 UniqueFd make_exec_fifo(const StateDir& dir) {
   if (::mkfifoat(dir.fd(), "exec.fifo", 0622) != 0) throw_errno("mkfifo " + dir.fifo_path());
+  // Past the umask: an init running as a mapped (non-host-root) uid must be able to write it.
+  if (::fchmodat(dir.fd(), "exec.fifo", 0622, 0) != 0) throw_errno("chmod " + dir.fifo_path());
   return open_at_or_throw(dir.fd(), "exec.fifo", O_PATH);
 }
 

@@ -1,12 +1,11 @@
 #include <fcntl.h>
+#include <linux/keyctl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <linux/keyctl.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <vector>
@@ -35,6 +34,14 @@ void enter_namespaces(const NamespacePlan& plan) {
   }
   auto flags = static_cast<int>(plan.create_flags & ~kCreatedByClone);
   if (flags != 0 && ::unshare(flags) != 0) throw_errno("unshare namespaces");
+}
+
+// In a user namespace the init starts as the overflow uid; files it creates (tmpfs /dev...)
+// need a mapped owner, so it becomes the namespace's root first.
+void become_namespace_root() {
+  if (::setresgid(0, 0, 0) != 0) throw_errno("setresgid 0 in the user namespace (is 0 mapped?)");
+  if (::setresuid(0, 0, 0) != 0) throw_errno("setresuid 0 in the user namespace (is 0 mapped?)");
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // credential changes clear it
 }
 
 void set_host_and_domain_name(const spec::Spec& spec) {
@@ -90,6 +97,8 @@ PreparedExec set_up_container(const InitContext& ctx) {
   const spec::Spec& spec = *ctx.spec;
   const spec::Process& process = *spec.process;
   enter_namespaces(*ctx.namespaces);
+  if (ctx.namespaces->creates(CLONE_NEWUSER) || ctx.namespaces->joins_type(CLONE_NEWUSER))
+    become_namespace_root();
   if (ctx.new_session_keyring) join_new_session_keyring(ctx.container_id);
   rootfs::prepare(spec, ctx.rootfs);
   set_host_and_domain_name(spec);
@@ -131,6 +140,10 @@ void run_container_init(const InitContext& ctx) noexcept {
     try {
       sync::send(ctx.sync_fd, sync::Message::error, e.what());
     } catch (...) {
+      // After READY nobody listens on the channel: the container's stderr is all that's left.
+      std::string message = std::string("barge init: ") + e.what() + "\n";
+      ssize_t ignored = ::write(STDERR_FILENO, message.data(), message.size());
+      (void)ignored;
     }
     ::_exit(1);
   }
