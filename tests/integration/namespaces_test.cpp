@@ -1,0 +1,176 @@
+// Namespaces beyond the defaults: a user namespace with id mappings, joining namespaces by path,
+// time namespace offsets, and --no-pivot. Each check reads what the kernel reports.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "tests/integration/harness.hpp"
+
+namespace barge::test {
+namespace {
+
+constexpr int kHostIdBase = 100000;
+
+void add_user_namespace(Json& config) {
+  config["linux"]["namespaces"].push_back({{"type", "user"}});
+  Json mapping = Json::array({{{"containerID", 0}, {"hostID", kHostIdBase}, {"size", 65536}}});
+  config["linux"]["uidMappings"] = mapping;
+  config["linux"]["gidMappings"] = mapping;
+}
+
+void replace_namespace(Json& config, const std::string& type, const std::string& path) {
+  for (auto& ns : config["linux"]["namespaces"])
+    if (ns["type"] == type) ns["path"] = path;
+}
+
+// A network namespace made with `ip netns add`, removed when the test ends.
+class NamedNetns {
+ public:
+  explicit NamedNetns(std::string name) : name_(std::move(name)) {
+    ok_ = run_process({"ip", "netns", "add", name_}).status == 0;
+  }
+  ~NamedNetns() {
+    if (ok_) run_process({"ip", "netns", "del", name_});
+  }
+  bool ok() const { return ok_; }
+  std::string path() const { return "/var/run/netns/" + name_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+std::string field_of_status(int pid, const std::string& field) {
+  for (const auto& line : split_lines(slurp("/proc/" + std::to_string(pid) + "/status")))
+    if (line.rfind(field + ":", 0) == 0) return trim(line.substr(field.size() + 1));
+  return "";
+}
+
+class Namespaces : public RuntimeTest {
+ protected:
+  // A mapped root is "others" to the host's 0700 temp dirs: like runc, it must reach the rootfs.
+  void SetUp() override {
+    RuntimeTest::SetUp();
+    for (const std::string& dir : {base_temp_dir(), test_dir()}) ::chmod(dir.c_str(), 0711);
+  }
+};
+
+TEST_F(Namespaces, UserNamespaceMakesContainerRootAnUnprivilegedHostUid) {
+  std::string id = create_container({"sleep", "60"}, add_user_namespace);
+  ProcResult started = runtime({"start", id});
+  ASSERT_EQ(started.status, 0) << started.describe();
+  auto st = state(id);
+  ASSERT_TRUE(st);
+  int pid = (*st)["pid"].get<int>();
+  // The host sees the container's root as the mapped uid/gid, in all four id slots.
+  EXPECT_EQ(split_words(field_of_status(pid, "Uid")),
+            std::vector<std::string>(4, std::to_string(kHostIdBase)));
+  EXPECT_EQ(split_words(field_of_status(pid, "Gid")),
+            std::vector<std::string>(4, std::to_string(kHostIdBase)));
+  EXPECT_NE(ns_link(std::to_string(pid), "user"), ns_link("self", "user"));
+  EXPECT_EQ(trim(slurp("/proc/" + std::to_string(pid) + "/uid_map")), "0     100000      65536");
+  EXPECT_EQ(runtime({"delete", "--force", id}).status, 0);
+  EXPECT_NO_LEFTOVERS(id);
+}
+
+TEST_F(Namespaces, FilesCreatedInAUserNamespaceHaveTheMappedOwnerOnTheHost) {
+  std::string shared = test_dir() + "/shared-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(shared.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(shared.c_str(), 0777), 0);
+  ProcResult r = run_container({"sh", "-c", "id -u; touch /tmp/made-inside"}, [&](Json& c) {
+    add_user_namespace(c);
+    c["mounts"].push_back({{"destination", "/tmp"},
+                           {"type", "bind"},
+                           {"source", shared},
+                           {"options", {"rbind", "rw"}}});
+  });
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(trim(r.out), "0");
+  struct stat st {};
+  ASSERT_EQ(::stat((shared + "/made-inside").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, static_cast<uid_t>(kHostIdBase));
+  EXPECT_EQ(st.st_gid, static_cast<gid_t>(kHostIdBase));
+}
+
+TEST_F(Namespaces, JoinsANetworkNamespaceGivenByPath) {
+  NamedNetns netns("barge-t-" + std::to_string(::getpid()));
+  ASSERT_TRUE(netns.ok()) << "ip netns add failed";
+  struct stat st {};
+  ASSERT_EQ(::stat(netns.path().c_str(), &st), 0);
+  ProcResult r = run_container({"readlink", "/proc/self/ns/net"},
+                               [&](Json& c) { replace_namespace(c, "network", netns.path()); });
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(trim(r.out), "net:[" + std::to_string(st.st_ino) + "]");
+}
+
+TEST_F(Namespaces, JoinsTheNamespacesOfAnotherContainer) {
+  std::string first = create_container({"sleep", "60"});
+  ASSERT_EQ(runtime({"start", first}).status, 0);
+  auto st = state(first);
+  ASSERT_TRUE(st);
+  std::string proc = "/proc/" + std::to_string((*st)["pid"].get<int>());
+  ProcResult r = run_container(
+      {"sh", "-c", "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; hostname"},
+      [&](Json& c) {
+        replace_namespace(c, "ipc", proc + "/ns/ipc");
+        replace_namespace(c, "uts", proc + "/ns/uts");
+        c.erase("hostname");
+      });
+  ASSERT_EQ(r.status, 0) << r.describe();
+  auto lines = split_lines(r.out);
+  ASSERT_GE(lines.size(), 2u) << r.describe();
+  EXPECT_EQ(lines[0], ns_link(proc.substr(6), "ipc"));
+  EXPECT_EQ(lines[1], ns_link(proc.substr(6), "uts"));
+  EXPECT_EQ(runtime({"delete", "--force", first}).status, 0);
+}
+
+TEST_F(Namespaces, MissingNamespacePathFailsNamingTheFieldAndLeavesNothing) {
+  std::string id = new_id();
+  make_bundle(id, {"true"}, [](Json& c) {
+    c["linux"]["namespaces"].push_back({{"type", "cgroup"}, {"path", "/nonexistent/barge/ns"}});
+    Json kept = Json::array();
+    bool seen = false;
+    for (auto& ns : c["linux"]["namespaces"]) {  // keep only the last "cgroup" entry
+      if (ns["type"] == "cgroup" && !ns.contains("path") && !seen) continue;
+      kept.push_back(ns);
+      seen = seen || ns["type"] == "cgroup";
+    }
+    c["linux"]["namespaces"] = kept;
+  });
+  ProcResult r = runtime({"create", "--bundle", bundle_dir(id), id});
+  EXPECT_NE(r.status, 0);
+  if (testing_barge()) {
+    EXPECT_NE(r.err.find("linux.namespaces["), std::string::npos) << r.err;
+  }
+  EXPECT_NO_LEFTOVERS(id);
+}
+
+TEST_F(Namespaces, TimeNamespaceOffsetsShiftBoottime) {
+  if (!path_exists("/proc/self/ns/time")) GTEST_SKIP() << "kernel without time namespaces";
+  if (!testing_barge()) GTEST_SKIP() << "runc 1.1 has no time namespace support";
+  ProcResult r = run_container({"cut", "-d.", "-f1", "/proc/uptime"}, [](Json& c) {
+    c["linux"]["namespaces"].push_back({{"type", "time"}});
+    c["linux"]["timeOffsets"] = {{"boottime", {{"secs", 86400 * 3}, {"nanosecs", 0}}}};
+  });
+  ASSERT_EQ(r.status, 0) << r.describe();
+  long inside = std::stol(trim(r.out));
+  long host = std::stol(split_words(slurp("/proc/uptime")).at(0));
+  EXPECT_GE(inside, host + 86400 * 3 - 5);
+  EXPECT_LE(inside, host + 86400 * 3 + 5);
+}
+
+TEST_F(Namespaces, NoPivotStillIsolatesTheRootfs) {
+  std::string id = new_id();
+  make_bundle(id, {"sh", "-c",
+                   "echo $$; test -e /bin/busybox && ! test -e /etc/os-release && echo isolated"});
+  ProcResult r = runtime({"run", "--no-pivot", "--bundle", bundle_dir(id), id});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(split_lines(r.out), (std::vector<std::string>{"1", "isolated"}));
+  EXPECT_NO_LEFTOVERS(id);
+}
+
+}  // namespace
+}  // namespace barge::test
