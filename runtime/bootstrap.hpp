@@ -48,6 +48,7 @@ struct InitContext {
   int sync_fd = -1;       // the child's end of the socketpair
   int exec_fifo_fd = -1;  // O_PATH fd of exec.fifo; -1 for exec (no fifo)
   int preserve_fds = 0;
+  int console_socket_fd = -1;  // connected --console-socket when process.terminal
   std::string container_id;
   bool new_session_keyring = true;  // runc's default; --no-new-keyring turns it off
 };

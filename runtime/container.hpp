@@ -20,6 +20,7 @@ struct CreateOptions {
   bool no_pivot = false;
   bool no_new_keyring = false;
   int preserve_fds = 0;
+  int console_fd = -1;  // internal: a connected console socket (foreground run relays itself)
 };
 
 void create(const GlobalOptions& global, const std::string& id, const CreateOptions& options);

@@ -21,6 +21,7 @@
 #include "runtime/container.hpp"
 #include "runtime/create_internal.hpp"
 #include "runtime/sync.hpp"
+#include "runtime/terminal.hpp"
 
 namespace barge::runtime {
 namespace {
@@ -61,9 +62,8 @@ void check_process(const spec::Spec& spec, const CreateOptions& options) {
     if (rlimit_resource(process.rlimits[i].type) < 0)
       throw Error("process.rlimits[" + std::to_string(i) + "].type: unknown rlimit \"" +
                   process.rlimits[i].type + "\"");
-  if (process.terminal && options.console_socket.empty())
-    throw Error(
-        "process.terminal: a terminal needs --console-socket (not supported yet without it)");
+  if (process.terminal && options.console_socket.empty() && options.console_fd < 0)
+    throw Error("process.terminal: cannot allocate a terminal without --console-socket");
   if (options.preserve_fds < 0) throw Error("--preserve-fds: must not be negative");
 }
 
@@ -205,6 +205,12 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   if (plan.spec.linux->resources) cgroup.apply_resources(*plan.spec.linux->resources);
   UniqueFd cgroup_fd = cgroup.unified_dir_fd();
 
+  UniqueFd console;
+  if (plan.spec.process->terminal) {
+    console = options.console_fd >= 0 ? UniqueFd(::fcntl(options.console_fd, F_DUPFD_CLOEXEC, 3))
+                                      : connect_console_socket(options.console_socket);
+    if (!console) throw_errno("console socket");
+  }
   auto [parent_end, child_end] = sync::make_pair();
   InitContext context;
   context.spec = &plan.spec;
@@ -220,6 +226,7 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   context.exec_fifo_fd = exec_fifo.get();
   context.preserve_fds = options.preserve_fds;
   context.container_id = id;
+  context.console_socket_fd = console.get();
   context.new_session_keyring = !options.no_new_keyring;
 
   enter_parent_side_namespaces(plan);
@@ -252,7 +259,7 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   if (!options.pid_file.empty())
     with_context("--pid-file", [&] { write_file_atomic(options.pid_file, std::to_string(pid)); });
   rollback.commit();
-  return {pid};
+  return {pid, plan.spec.process->terminal};
 }
 
 void create(const GlobalOptions& global, const std::string& id, const CreateOptions& options) {

@@ -11,6 +11,7 @@ namespace barge::runtime {
 
 struct CreatedContainer {
   pid_t pid;
+  bool terminal;  // the init sent a pty master to the console socket
 };
 
 CreatedContainer create_container(const GlobalOptions& global, const std::string& id,

@@ -15,6 +15,7 @@
 #include "common/log.hpp"
 #include "runtime/bootstrap.hpp"
 #include "runtime/sync.hpp"
+#include "runtime/terminal.hpp"
 
 namespace barge::runtime {
 namespace {
@@ -103,6 +104,10 @@ PreparedExec set_up_container(const InitContext& ctx) {
   rootfs::prepare(spec, ctx.rootfs);
   set_host_and_domain_name(spec);
   apply_sysctls(spec);
+  if (ctx.console_socket_fd >= 0) {
+    set_up_terminal(ctx.console_socket_fd, process.console_size);
+    ::close(ctx.console_socket_fd);
+  }
   rootfs::finalize(spec);
   apply_oom_score_adj(process.oom_score_adj);
   apply_rlimits(process.rlimits);

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <array>
 #include <cctype>
 #include <cstring>
+#include <optional>
 
 #include "cgroups/cgroup.hpp"
 #include "common/error.hpp"
@@ -17,6 +19,7 @@
 #include "common/syscalls.hpp"
 #include "runtime/container.hpp"
 #include "runtime/create_internal.hpp"
+#include "runtime/terminal.hpp"
 
 namespace barge::runtime {
 namespace {
@@ -117,13 +120,17 @@ sigset_t forwarded_set() {
   return set;
 }
 
-// Waits for our child init, passing on the signals barge itself receives.
-int wait_forwarding_signals(pid_t pid) {
+// Waits for our child init, passing on the signals barge itself receives and relaying the
+// terminal when there is one.
+int wait_forwarding_signals(pid_t pid, TerminalRelay* relay) {
   sigset_t set = forwarded_set();
   UniqueFd sigfd(::signalfd(-1, &set, SFD_CLOEXEC));
   UniqueFd pidfd(sys::pidfd_open(pid));
   if (!sigfd || !pidfd) throw_errno("wait for container");
-  std::array<pollfd, 2> fds{{{sigfd.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}}};
+  std::array<pollfd, 4> fds{{{sigfd.get(), POLLIN, 0},
+                             {pidfd.get(), POLLIN, 0},
+                             {relay ? STDIN_FILENO : -1, POLLIN, 0},
+                             {relay ? relay->master_fd() : -1, POLLIN, 0}}};
   for (;;) {
     if (::poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
@@ -131,16 +138,30 @@ int wait_forwarding_signals(pid_t pid) {
     }
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info{};
-      if (::read(sigfd.get(), &info, sizeof info) == sizeof info)
-        sys::pidfd_send_signal(pidfd.get(), static_cast<int>(info.ssi_signo));
+      if (::read(sigfd.get(), &info, sizeof info) == sizeof info) {
+        if (relay && info.ssi_signo == SIGWINCH)
+          relay->sync_window_size();
+        else
+          sys::pidfd_send_signal(pidfd.get(), static_cast<int>(info.ssi_signo));
+      }
     }
+    if (fds[2].revents && !relay->pump_input()) fds[2].fd = -1;
+    if (fds[3].revents && !relay->pump_output()) fds[3].fd = -1;
     if (fds[1].revents & POLLIN) break;
   }
+  if (relay) relay->pump_output();
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) throw_errno("waitpid container init");
   }
   return exit_code_of(status);
+}
+
+std::pair<UniqueFd, UniqueFd> console_socket_pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    throw_errno("console socketpair");
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
 }  // namespace
@@ -159,7 +180,17 @@ int run(const GlobalOptions& global, const std::string& id, const CreateOptions&
   // unblocks them for itself before exec.
   sigset_t set = forwarded_set();
   if (!detach) ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  CreatedContainer created = create_container(global, id, options);
+  // In the foreground without --console-socket, barge itself receives the pty master.
+  CreateOptions create_options = options;
+  std::pair<UniqueFd, UniqueFd> console;
+  if (!detach && options.console_socket.empty()) {
+    console = console_socket_pair();
+    create_options.console_fd = console.second.get();
+  }
+  CreatedContainer created = create_container(global, id, create_options);
+  console.second.reset();
+  std::optional<TerminalRelay> relay;
+  if (created.terminal && console.first) relay.emplace(receive_fd(console.first.get()));
   try {
     start(global, id);
   } catch (const Error&) {
@@ -171,7 +202,8 @@ int run(const GlobalOptions& global, const std::string& id, const CreateOptions&
     throw;
   }
   if (detach) return 0;
-  int code = wait_forwarding_signals(created.pid);
+  int code = wait_forwarding_signals(created.pid, relay ? &*relay : nullptr);
+  relay.reset();
   remove(global, id, true);
   return code;
 }
