@@ -20,5 +20,6 @@ struct Context {
 
 void add_lifecycle_commands(CLI::App& app, Context& context);
 void add_info_commands(CLI::App& app, Context& context);
+void add_image_commands(CLI::App&, Context&);
 
 }  // namespace barge::cli

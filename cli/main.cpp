@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   app.add_option("--criu", criu, "ignored: checkpointing is not supported (runc compat)");
   barge::cli::add_lifecycle_commands(app, context);
   barge::cli::add_info_commands(app, context);
+  barge::cli::add_image_commands(app, context);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,72 @@
+#include "image/digest.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/error.hpp"
+#include "common/file.hpp"
+
+namespace barge::image {
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
+    throw_error("sha256: cannot initialise OpenSSL digest");
+}
+
+void Sha256::update(const void* data, size_t size) {
+  if (size > 0 && EVP_DigestUpdate(ctx_.get(), data, size) != 1)
+    throw_error("sha256: update failed");
+}
+
+std::string Sha256::digest() {
+  unsigned char raw[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx_.get(), raw, &length) != 1) throw_error("sha256: final failed");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kHex[raw[i] >> 4];
+    out += kHex[raw[i] & 0xf];
+  }
+  return out;
+}
+
+std::string sha256_of(std::string_view data) {
+  Sha256 hasher;
+  hasher.update(data);
+  return hasher.digest();
+}
+
+std::string sha256_of_file(const std::string& path) {
+  UniqueFd fd = open_or_throw(path, O_RDONLY);
+  Sha256 hasher;
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("read " + path);
+    }
+    if (n == 0) break;
+    hasher.update(buf.data(), static_cast<size_t>(n));
+  }
+  return hasher.digest();
+}
+
+bool is_valid_digest(std::string_view digest) {
+  constexpr std::string_view kPrefix = "sha256:";
+  if (digest.size() != kPrefix.size() + 64 || !digest.starts_with(kPrefix)) return false;
+  for (char c : digest.substr(kPrefix.size()))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+std::string digest_hex(std::string_view digest) {
+  if (!is_valid_digest(digest))
+    throw_error("invalid digest \"" + std::string(digest) + "\" (want sha256:<64 hex digits>)");
+  return std::string(digest.substr(7));
+}
+
+}  // namespace barge::image

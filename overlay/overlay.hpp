@@ -1,0 +1,36 @@
+// overlayfs mounts for container rootfs: read-only shared layer directories plus a private
+// writable upper layer.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace barge::overlay {
+
+struct Layers {
+  std::vector<std::string> lower;  // absolute, top layer first
+  std::string upper;               // absolute; with work, on the same filesystem
+  std::string work;
+};
+
+// Mounts the overlay at target. Uses the new mount API with one "lowerdir+" per layer (no limit
+// on the number of layers); on kernels without it falls back to mount(2), shortening the option
+// string (relative paths from the layers' common parent) when it exceeds a page.
+void mount(const std::string& target, const Layers& layers);
+// Unmounts target; a busy mount is detached lazily (with a warning). Not mounted is fine.
+void unmount(const std::string& target);
+
+// Unmounts on destruction unless released.
+class MountGuard {
+ public:
+  explicit MountGuard(std::string target) : target_(std::move(target)) {}
+  MountGuard(const MountGuard&) = delete;
+  MountGuard& operator=(const MountGuard&) = delete;
+  ~MountGuard();
+  void release() { target_.clear(); }
+
+ private:
+  std::string target_;
+};
+
+}  // namespace barge::overlay

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Builds test images for barge's image tests, from busybox-static and generated files.
+
+  make-image.py busybox OUT [--format oci|docker] [--tar] [--compress gzip|zstd|none]
+                [--name NAME:TAG] [--user USER] [--index] [--layers N]
+  make-image.py hostile CASE OUT.tar [--canary PATH]
+
+busybox: a 3-layer image (busybox rootfs; files of every type with owners, modes, setuid, xattrs;
+then deletions, an opaque dir and a changed file) plus --layers N extra small layers.
+hostile: one malicious layer tar per CASE (see HOSTILE below).
+"""
+import argparse, gzip, hashlib, io, json, os, shutil, subprocess, sys, tarfile, tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MTIME = 1700000000
+
+
+def info(name, type_=tarfile.REGTYPE, mode=0o644, uid=0, gid=0, **kw):
+    t = tarfile.TarInfo(name)
+    t.type, t.mode, t.uid, t.gid, t.mtime = type_, mode, uid, gid, MTIME
+    for k, v in kw.items():
+        setattr(t, k, v)
+    return t
+
+
+class Layer:
+    def __init__(self):
+        self.buf = io.BytesIO()
+        self.tar = tarfile.open(fileobj=self.buf, mode="w", format=tarfile.PAX_FORMAT)
+
+    def file(self, name, data=b"", **kw):
+        t = info(name, **kw)
+        t.size = len(data)
+        self.tar.addfile(t, io.BytesIO(data))
+
+    def add(self, t):
+        self.tar.addfile(t)
+
+    def bytes(self):
+        self.tar.close()
+        return self.buf.getvalue()
+
+
+def busybox_rootfs_layer(tmp):
+    root = os.path.join(tmp, "rootfs")
+    subprocess.run(["sh", os.path.join(HERE, "make-rootfs.sh"), root], check=True)
+    layer = Layer()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            arc = os.path.normpath(os.path.join(rel, name))
+            t = layer.tar.gettarinfo(path, arcname=arc)
+            t.uid = t.gid = 0
+            t.uname = t.gname = ""
+            t.mtime = MTIME
+            if t.isreg():
+                with open(path, "rb") as f:
+                    layer.tar.addfile(t, f)
+            else:
+                layer.tar.addfile(t)
+    return layer.bytes()
+
+
+def layer_two():
+    l = Layer()
+    l.add(info("data", tarfile.DIRTYPE, 0o755))
+    l.file("data/a", b"file a\n", mode=0o640, uid=1000, gid=1000,
+           pax_headers={"SCHILY.xattr.user.barge": "test-value"})
+    l.file("data/b", b"file b\n")
+    l.add(info("data/hard", tarfile.LNKTYPE, linkname="data/a"))
+    l.add(info("data/link", tarfile.SYMTYPE, 0o777, linkname="a"))
+    l.add(info("data/fifo", tarfile.FIFOTYPE, 0o600))
+    l.add(info("data/null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=3))
+    l.file("data/suid", b"#!/bin/sh\n", mode=0o4755)
+    l.file("data/sgid", b"#!/bin/sh\n", mode=0o2750, gid=50)
+    l.add(info("data/sticky", tarfile.DIRTYPE, 0o1777))
+    l.add(info("opt", tarfile.DIRTYPE, 0o755))
+    l.add(info("opt/old", tarfile.DIRTYPE, 0o755))
+    l.file("opt/old/x", b"old x\n")
+    l.file("opt/old/y", b"old y\n")
+    l.file("etc/motd", b"layer two\n")
+    return l.bytes()
+
+
+def layer_three():
+    l = Layer()
+    l.file("data/.wh.b")
+    l.file("opt/old/.wh..wh..opq")
+    l.file("opt/old/z", b"new z\n")
+    l.file("data/a", b"file a, changed\n", mode=0o640, uid=1000, gid=1000)
+    l.file("etc/.wh.motd")
+    l.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
+           b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    l.file("etc/group", b"root:x:0:\napp:x:1000:\nextra:x:2000:app\nnogroup:x:65534:\n")
+    l.add(info("home", tarfile.DIRTYPE, 0o755))
+    l.add(info("home/app", tarfile.DIRTYPE, 0o750, uid=1000, gid=1000))
+    return l.bytes()
+
+
+def extra_layer(i):
+    l = Layer()
+    l.add(info("extra", tarfile.DIRTYPE, 0o755))
+    l.file("extra/layer-%03d" % i, b"layer %d\n" % i)
+    return l.bytes()
+
+
+def compress(data, how):
+    if how == "gzip":
+        return gzip.compress(data, mtime=0)
+    if how == "zstd":
+        return subprocess.run(["zstd", "-q", "-c"], input=data, stdout=subprocess.PIPE,
+                              check=True).stdout
+    return data
+
+
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+LAYER_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+               "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+               "none": "application/vnd.oci.image.layer.v1.tar"}
+
+
+def image_config(diff_ids, user):
+    return json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hello-from-image; id -u; pwd"],
+                   "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                           "FOO=bar"],
+                   "WorkingDir": "/data", "User": user,
+                   "Labels": {"org.example.test": "yes"}, "ExposedPorts": {"80/tcp": {}}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": []}, sort_keys=True).encode()
+
+
+def write_blob(out, data):
+    d = sha(data)
+    os.makedirs(os.path.join(out, "blobs", "sha256"), exist_ok=True)
+    with open(os.path.join(out, "blobs", "sha256", d[7:]), "wb") as f:
+        f.write(data)
+    return {"digest": d, "size": len(data)}
+
+
+def build_busybox(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        layers = [busybox_rootfs_layer(tmp), layer_two(), layer_three()]
+        layers += [extra_layer(i) for i in range(args.layers)]
+        out = os.path.join(tmp, "out")
+        os.makedirs(out)
+        diff_ids = [sha(l) for l in layers]
+        config = image_config(diff_ids, args.user)
+        name = args.name
+        if args.format == "oci":
+            with open(os.path.join(out, "oci-layout"), "w") as f:
+                json.dump({"imageLayoutVersion": "1.0.0"}, f)
+            descs = []
+            for l in layers:
+                blob = compress(l, args.compress)
+                descs.append(dict(mediaType=LAYER_TYPES[args.compress], **write_blob(out, blob)))
+            manifest = json.dumps({
+                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": dict(mediaType="application/vnd.oci.image.config.v1+json",
+                               **write_blob(out, config)),
+                "layers": descs}).encode()
+            mdesc = dict(mediaType="application/vnd.oci.image.manifest.v1+json",
+                         **write_blob(out, manifest))
+            annotations = {"org.opencontainers.image.ref.name": name} if name else {}
+            if args.index:
+                # A nested index: amd64 and a (missing-blobs) arm64 entry must be told apart.
+                other = dict(mediaType="application/vnd.oci.image.manifest.v1+json",
+                             digest="sha256:" + "0" * 64, size=1,
+                             platform={"os": "linux", "architecture": "arm64"})
+                index = json.dumps({"schemaVersion": 2,
+                                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                                    "manifests": [other, dict(platform={"os": "linux",
+                                                  "architecture": "amd64"}, **mdesc)]}).encode()
+                top = dict(mediaType="application/vnd.oci.image.index.v1+json",
+                           **write_blob(out, index))
+            else:
+                top = mdesc
+            if annotations:
+                top["annotations"] = annotations
+            with open(os.path.join(out, "index.json"), "w") as f:
+                json.dump({"schemaVersion": 2, "manifests": [top]}, f)
+        else:
+            paths = []
+            for i, l in enumerate(layers):
+                os.makedirs(os.path.join(out, "l%d" % i))
+                with open(os.path.join(out, "l%d" % i, "layer.tar"), "wb") as f:
+                    f.write(compress(l, args.compress))
+                paths.append("l%d/layer.tar" % i)
+            cname = sha(config)[7:] + ".json"
+            with open(os.path.join(out, cname), "wb") as f:
+                f.write(config)
+            with open(os.path.join(out, "manifest.json"), "w") as f:
+                json.dump([{"Config": cname, "RepoTags": [name] if name else [],
+                            "Layers": paths}], f)
+        if os.path.exists(args.out):
+            shutil.rmtree(args.out) if os.path.isdir(args.out) else os.unlink(args.out)
+        if args.tar:
+            with tarfile.open(args.out, "w") as t:
+                for entry in sorted(os.listdir(out)):
+                    t.add(os.path.join(out, entry), arcname=entry)
+        else:
+            shutil.copytree(out, args.out)
+
+
+# Each case: a list of (TarInfo kwargs, data) built against the canary path on the host.
+def build_hostile(args):
+    c = args.canary
+    l = Layer()
+    case = args.case
+    if case == "dotdot":
+        l.file("../escaped", b"x")
+    elif case == "dotdot-deep":
+        l.add(info("a", tarfile.DIRTYPE, 0o755))
+        l.file("a/../../escaped", b"x")
+    elif case == "absolute":
+        l.file(c, b"absolute")  # "/host/path": must land inside the layer
+    elif case == "symlink-then-file":
+        l.add(info("evil", tarfile.SYMTYPE, 0o777, linkname=os.path.dirname(c)))
+        l.file("evil/" + os.path.basename(c), b"through symlink")
+    elif case == "relative-symlink-then-file":
+        l.add(info("evil", tarfile.SYMTYPE, 0o777,
+                   linkname="../" * 30 + os.path.dirname(c).lstrip("/")))
+        l.file("evil/" + os.path.basename(c), b"through symlink")
+    elif case == "hardlink-outside":
+        l.add(info("h", tarfile.LNKTYPE, linkname=c))
+    elif case == "hardlink-dotdot":
+        l.add(info("h", tarfile.LNKTYPE, linkname="../../../../.." + c))
+    elif case == "hardlink-through-symlink":
+        l.add(info("s", tarfile.SYMTYPE, 0o777, linkname=os.path.dirname(c)))
+        l.add(info("h", tarfile.LNKTYPE, linkname="s/" + os.path.basename(c)))
+    elif case == "symlink-replaced-by-dir":
+        l.add(info("d", tarfile.SYMTYPE, 0o777, linkname=os.path.dirname(c)))
+        l.add(info("d", tarfile.DIRTYPE, 0o755))
+        l.file("d/" + os.path.basename(c), b"in the dir")
+    elif case == "file-over-symlink":
+        l.add(info("f", tarfile.SYMTYPE, 0o777, linkname=c))
+        l.file("f", b"replaced", mode=0o777, uid=4321)
+    elif case == "chown-symlink":
+        l.add(info("l", tarfile.SYMTYPE, 0o777, linkname=c, uid=4321, gid=4321))
+    elif case == "whiteout-dotdot":
+        l.add(info("a", tarfile.DIRTYPE, 0o755))
+        l.file("a/.wh...")
+    elif case == "whiteout-dot":
+        l.file(".wh..")
+    elif case == "overlay-xattr":
+        l.add(info("d", tarfile.DIRTYPE, 0o755,
+                   pax_headers={"SCHILY.xattr.trusted.overlay.redirect": "/etc"}))
+    elif case == "sparse-huge":
+        with tempfile.TemporaryDirectory() as tmp:
+            big = os.path.join(tmp, "huge")
+            with open(big, "wb") as f:
+                f.truncate(64 << 30)
+                f.seek(1 << 30)
+                f.write(b"middle")
+            subprocess.run(["tar", "--sparse", "--format=posix", "-C", tmp, "-cf", args.out,
+                            "huge"], check=True)
+        return
+    else:
+        sys.exit("unknown case " + case)
+    with open(args.out, "wb") as f:
+        f.write(l.bytes())
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("busybox")
+    b.add_argument("out")
+    b.add_argument("--format", choices=["oci", "docker"], default="oci")
+    b.add_argument("--tar", action="store_true")
+    b.add_argument("--compress", choices=["gzip", "zstd", "none"], default="gzip")
+    b.add_argument("--name", default="")
+    b.add_argument("--user", default="")
+    b.add_argument("--index", action="store_true")
+    b.add_argument("--layers", type=int, default=0)
+    h = sub.add_parser("hostile")
+    h.add_argument("case")
+    h.add_argument("out")
+    h.add_argument("--canary", default="/tmp/barge-canary/file")
+    args = p.parse_args()
+    build_busybox(args) if args.cmd == "busybox" else build_hostile(args)
+
+
+if __name__ == "__main__":
+    main()
