@@ -409,6 +409,31 @@ TEST_P(RootfsIntegration, NoPivotMovesAndChroots) {
   });
 }
 
+// With a user namespace mknod is refused, so device nodes are the host's, bind-mounted.
+TEST_P(RootfsIntegration, UserNamespaceBindsHostDevices) {
+  options_.new_user_ns = true;
+  run_container([&](Checks& c) {
+    auto mounts = barge::rootfs::detail::read_mountinfo();
+    c.expect(find_mount(mounts, "/dev/null") != nullptr, "/dev/null is not a bind mount");
+    struct stat st {};
+    c.expect(::stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3),
+             "/dev/null is not char 1:3");
+    c.expect(errno_of_write("/dev/null") == 0, "/dev/null not writable");
+  });
+}
+
+TEST_P(RootfsIntegration, RootfsPropagationIsAppliedAfterPivot) {
+  spec_.linux->rootfs_propagation = "rshared";
+  run_container([&](Checks& c) {
+    auto mounts = barge::rootfs::detail::read_mountinfo();
+    const MountInfo* root = find_mount(mounts, "/");
+    c.expect(root && root->optional_fields.find("shared:") != std::string::npos, "/ is not shared");
+    const MountInfo* proc = find_mount(mounts, "/proc");
+    c.expect(proc && proc->optional_fields.find("shared:") != std::string::npos,
+             "/proc is not shared");
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Rootfs, RootfsIntegration, ::testing::Values(false, true),
                          [](const auto& param_info) {
                            return param_info.param ? "ManualWalk" : "Openat2";
