@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cgroups/stats.hpp"
 #include "common/fd.hpp"
 #include "runtime/spec.hpp"
 
@@ -37,6 +38,24 @@ std::string_view layout_name(Layout layout);
 // "needs --systemd-cgroup". Rejects ".." components and the root cgroup itself.
 std::string resolve_path(std::string_view cgroups_path, std::string_view container_id);
 
+// Becomes readable (poll POLLIN on fd()) when the kernel reports OOM in the cgroup: v1 through
+// an eventfd registered on memory.oom_control, v2 through inotify on memory.events.
+class OomNotifier {
+ public:
+  int fd() const { return fd_.get(); }
+  // Call after fd() polled readable: the number of OOM events to report (v2: new oom_kill
+  // count; v1: 1 per wakeup); 0 for a wakeup that was not one, e.g. the cgroup going away.
+  uint64_t consume();
+
+ private:
+  friend class Cgroup;
+  bool v2_ = false;
+  UniqueFd fd_;                  // v1: the eventfd; v2: inotify
+  UniqueFd oom_control_;         // v1: stays open while the eventfd is registered
+  std::string file_;             // v1: cgroup.event_control; v2: memory.events
+  uint64_t last_oom_kills_ = 0;  // v2
+};
+
 class Cgroup {
  public:
   // mkdir -p the path in every hierarchy (v1: each mounted controller hierarchy including
@@ -61,6 +80,10 @@ class Cgroup {
   bool frozen() const;
   // Applies linux.resources (the cgroups issue fills this in; today: pids, memory, cpu basics).
   void apply_resources(const spec::Resources& resources) const;
+  // Usage counters from whichever hierarchy holds each controller.
+  Stats stats() const;
+  // Watches for OOM events (throws when no memory controller is available).
+  OomNotifier watch_oom() const;
   // Kills what is left, then removes the cgroup and every sub-cgroup in every hierarchy,
   // retrying while the kernel still reports it populated. Throws if it cannot.
   void destroy() const;

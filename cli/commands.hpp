@@ -21,5 +21,6 @@ struct Context {
 void add_lifecycle_commands(CLI::App& app, Context& context);
 void add_info_commands(CLI::App& app, Context& context);
 void add_image_commands(CLI::App&, Context&);
+void add_cgroup_commands(CLI::App& app, Context& context);
 
 }  // namespace barge::cli

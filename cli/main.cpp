@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   barge::cli::add_lifecycle_commands(app, context);
   barge::cli::add_info_commands(app, context);
   barge::cli::add_image_commands(app, context);
+  barge::cli::add_cgroup_commands(app, context);
 
   try {
     app.parse(argc, argv);
