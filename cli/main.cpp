@@ -27,7 +27,7 @@ int report_failure(const std::string& message) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_cli(int argc, char** argv) {
   CLI::App app{"barge: an OCI container runtime (runc-compatible command line)", "barge"};
   app.require_subcommand(1);
   app.set_version_flag("-v,--version", version_text());
@@ -68,5 +68,13 @@ int main(int argc, char** argv) {
     return report_failure(e.what());
   } catch (const std::exception& e) {
     return report_failure(std::string("internal error: ") + e.what());
+  }
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run_cli(argc, argv);
+  } catch (...) {
+    return report_failure("internal error: unexpected exception");
   }
 }

@@ -55,7 +55,9 @@ void remove_tree_at(int parent, const std::string& name, const std::string& disp
   while (dirent* entry = ::readdir(dir)) {
     std::string child = entry->d_name;
     if (child == "." || child == "..") continue;
-    remove_tree_at(::dirfd(dir), child, display + "/" + child);
+    std::string child_display = display;
+    child_display.append("/").append(child);
+    remove_tree_at(::dirfd(dir), child, child_display);
   }
   ::closedir(dir);
   if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)

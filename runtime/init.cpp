@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -53,15 +54,20 @@ void set_host_and_domain_name(const spec::Spec& spec) {
     throw_errno("domainname: setdomainname");
 }
 
+// "net.ipv4.ip_forward" -> /proc/sys/net/ipv4/ip_forward (inside the container's /proc).
+std::string sysctl_path(const std::string& key) {
+  if (key.empty() || key.find("..") != std::string::npos || key.find('/') != std::string::npos)
+    throw Error("linux.sysctl: invalid key \"" + key + "\"");
+  std::string path = "/proc/sys/" + key;
+  std::replace(path.begin() + 10, path.end(), '.', '/');
+  return path;
+}
+
 void apply_sysctls(const spec::Spec& spec) {
   if (!spec.linux) return;
-  for (const auto& [key, value] : spec.linux->sysctl) {
-    std::string path = "/proc/sys/" + key;
-    for (size_t i = std::strlen("/proc/sys/"); i < path.size(); ++i)
-      if (path[i] == '.') path[i] = '/';
-    if (key.find("..") != std::string::npos)
-      throw Error("linux.sysctl: invalid key \"" + key + "\"");
-    with_context("linux.sysctl." + key, [&] { write_file(path, value); });
+  for (const auto& entry : spec.linux->sysctl) {
+    std::string path = sysctl_path(entry.first);
+    with_context("linux.sysctl." + entry.first, [&] { write_file(path, entry.second); });
   }
 }
 
