@@ -190,6 +190,18 @@ void wait_until_ready(int sync_fd, pid_t child) {
   if (packet->type != sync::Message::ready) throw Error("sync: unexpected message from init");
 }
 
+ContainerState initial_state(const std::string& id, const Plan& plan) {
+  ContainerState state;
+  state.id = id;
+  state.oci_version = plan.spec.oci_version;
+  state.bundle = plan.bundle;
+  state.rootfs = plan.rootfs;
+  state.cgroup_path = plan.cgroup_path;
+  state.annotations = plan.spec.annotations;
+  state.created = rfc3339_now();
+  return state;
+}
+
 }  // namespace
 
 CreatedContainer create_container(const GlobalOptions& global, const std::string& id,
@@ -198,6 +210,9 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   Plan plan = make_plan(id, options);
   StateDir dir = StateDir::claim(global.root, id);
   Rollback rollback(dir);
+  // Saved before anything else exists, so a delete after a crashed create finds the cgroup.
+  ContainerState state = initial_state(id, plan);
+  dir.save(state);
 
   UniqueFd exec_fifo = make_exec_fifo(dir);
   auto cgroup = cgroups::Cgroup::create(plan.cgroup_path);
@@ -245,16 +260,8 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   sync::send(parent_end.get(), sync::Message::go);
   wait_until_ready(parent_end.get(), pid);
 
-  ContainerState state;
-  state.id = id;
-  state.oci_version = plan.spec.oci_version;
   state.pid = pid;
   state.pid_start_time = process_start_time(pid).value_or(0);
-  state.bundle = plan.bundle;
-  state.rootfs = plan.rootfs;
-  state.created = rfc3339_now();
-  state.cgroup_path = plan.cgroup_path;
-  state.annotations = plan.spec.annotations;
   dir.save(state);
   if (!options.pid_file.empty())
     with_context("--pid-file", [&] { write_file_atomic(options.pid_file, std::to_string(pid)); });

@@ -169,7 +169,7 @@ std::pair<UniqueFd, UniqueFd> console_socket_pair() {
 void start(const GlobalOptions& global, const std::string& id) {
   StateDir dir = StateDir::open(global.root, id);
   if (!dir.has_state()) require_created(id, Status::creating);
-  ContainerState state = dir.load();
+  ContainerState state = dir.load();  // pid 0 (unfinished create) reports "creating" below
   require_created(id, dir.status(state));
   release_init(dir, state);
 }
@@ -231,6 +231,7 @@ void kill(const GlobalOptions& global, const std::string& id, int sig, bool all)
   if (!dir.has_state()) throw Error("container " + id + " is being created");
   ContainerState state = dir.load();
   Status status = dir.status(state);
+  if (status == Status::creating) throw Error("container " + id + " is being created");
   if (all) {
     if (!state.cgroup_path.empty()) cgroups::Cgroup::open(state.cgroup_path).signal_all(sig);
     return;
@@ -242,11 +243,16 @@ void kill(const GlobalOptions& global, const std::string& id, int sig, bool all)
 void remove(const GlobalOptions& global, const std::string& id, bool force) {
   StateDir dir = StateDir::open(global.root, id);
   if (!dir.has_state()) {
-    dir.remove();  // a create that crashed: it held the lock we now hold
+    dir.remove();  // a create that crashed before its first record: nothing else exists
     return;
   }
   ContainerState state = dir.load();
   Status status = dir.status(state);
+  if (status == Status::creating) {
+    // We hold the lock, so the create that wrote this record is gone (crashed or killed).
+    destroy_resources(dir, state);
+    return;
+  }
   if ((status == Status::running || status == Status::paused) && !force)
     throw Error("cannot delete container " + id + " that is not stopped: " + status_name(status));
   kill_and_destroy(dir, state, status);

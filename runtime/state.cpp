@@ -159,6 +159,7 @@ bool StateDir::fifo_exists() const {
 }
 
 Status StateDir::status(const ContainerState& state) const {
+  if (state.pid == 0) return Status::creating;  // the preliminary record of an unfinished create
   auto start = process_start_time(state.pid);
   if (!start || *start != state.pid_start_time) return Status::stopped;
   if (fifo_exists()) return Status::created;
