@@ -58,8 +58,11 @@ void add_import(CLI::App& parent, Context& ctx, const Shared& opts) {
       ->capture_default_str();
   cmd->callback([&ctx, opts, path, options] {
     ctx.action = [opts, path, options] {
-      for (const auto& r : image::import_image(opts->storage, *path, *options))
-        std::cout << r.digest << (r.names.empty() ? "" : " " + r.names.front()) << "\n";
+      for (const auto& r : image::import_image(opts->storage, *path, *options)) {
+        std::cout << r.digest;
+        for (const auto& name : r.names) std::cout << " " << name;
+        std::cout << "\n";
+      }
       return 0;
     };
   });

@@ -160,6 +160,10 @@ def build_busybox(args):
             for l in layers:
                 blob = compress(l, args.compress)
                 descs.append(dict(mediaType=LAYER_TYPES[args.compress], **write_blob(out, blob)))
+            if args.foreign:
+                descs[-1]["mediaType"] = \
+                    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+                descs[-1]["urls"] = ["https://example.invalid/layer"]
             manifest = json.dumps({
                 "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": dict(mediaType="application/vnd.oci.image.config.v1+json",
@@ -279,6 +283,7 @@ def main():
     b.add_argument("--user", default="")
     b.add_argument("--index", action="store_true")
     b.add_argument("--layers", type=int, default=0)
+    b.add_argument("--foreign", action="store_true", help="mark the top layer non-distributable")
     h = sub.add_parser("hostile")
     h.add_argument("case")
     h.add_argument("out")

@@ -1,0 +1,293 @@
+// The image store end to end through the barge binary: every import format, digest and diff_id
+// failures leave no record, overlay sharing and isolation, many layers, the umoci oracle, and a
+// bundle from an image run by `barge run`.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+struct Result {
+  int status = -1;
+  std::string out;  // stdout and stderr
+};
+
+Result sh(const std::string& command) {
+  Result r;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return r;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::vector<std::string> list_dir(const std::string& path) {
+  std::vector<std::string> out;
+  if (DIR* dir = ::opendir(path.c_str())) {
+    while (dirent* e = ::readdir(dir))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") out.push_back(e->d_name);
+    ::closedir(dir);
+  }
+  return out;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool mounted_under(const std::string& prefix) {
+  return slurp("/proc/self/mountinfo").find(prefix) != std::string::npos;
+}
+
+class ImageStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    char pattern[] = "/tmp/barge-image-it-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    store_ = dir_ + "/store";
+  }
+  void TearDown() override {
+    if (dir_.empty()) return;
+    // Unmount whatever a failed test left, then check and clean.
+    for (int i = 0; i < 8 && mounted_under(dir_); ++i)
+      sh("grep -o ' " + dir_ + "[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l");
+    EXPECT_FALSE(mounted_under(dir_)) << "mounts left under " << dir_;
+    sh("rm -rf " + shell_quote(dir_));
+  }
+
+  Result barge(const std::string& args) {
+    return sh(std::string(BARGE_BINARY) + " image --storage " + shell_quote(store_) + " " + args);
+  }
+  std::string make_image(const std::string& name, const std::string& args) {
+    std::string out = dir_ + "/" + name;
+    Result r = sh(std::string("/usr/bin/python3 ") + BARGE_TEST_SCRIPTS +
+                  "/make-image.py busybox " + shell_quote(out) + " " + args);
+    EXPECT_EQ(r.status, 0) << r.out;
+    return out;
+  }
+  nlohmann::json images() {
+    Result r = barge("list --format json");
+    EXPECT_EQ(r.status, 0) << r.out;
+    auto start = r.out.find('[');
+    return nlohmann::json::parse(r.out.substr(start == std::string::npos ? 0 : start));
+  }
+  size_t layer_count() { return list_dir(store_ + "/layers/sha256").size(); }
+
+  std::string dir_;
+  std::string store_;
+};
+
+TEST_F(ImageStoreTest, ImportsEveryFormatAndSharesLayersByDiffId) {
+  struct Case {
+    std::string file, args, name;
+  };
+  std::vector<Case> cases = {
+      {"oci-dir", "--name a:gzip", "a:gzip"},
+      {"oci.tar", "--tar --compress zstd --name a:zstd", "a:zstd"},
+      {"oci-plain.tar", "--tar --compress none --name a:plain", "a:plain"},
+      {"oci-index", "--index --name a:index", "a:index"},
+      {"docker.tar", "--format docker --tar --compress none --name a:docker", "a:docker"},
+      {"docker-gz", "--format docker --compress gzip --name a:dockergz", "a:dockergz"},
+  };
+  for (const auto& c : cases) {
+    std::string path = make_image(c.file, c.args);
+    Result r = barge("import " + shell_quote(path));
+    ASSERT_EQ(r.status, 0) << c.file << ": " << r.out;
+  }
+  auto list = images();
+  std::vector<std::string> names;
+  for (const auto& image : list)
+    for (const auto& n : image["names"]) names.push_back(n);
+  for (const auto& c : cases)
+    EXPECT_NE(std::find(names.begin(), names.end(), c.name), names.end()) << c.name;
+  // Same uncompressed content in every format: one unpacked directory per layer.
+  EXPECT_EQ(layer_count(), 3u);
+  EXPECT_TRUE(list_dir(store_ + "/tmp").empty());
+}
+
+TEST_F(ImageStoreTest, CorruptBlobIsRejectedNamingItsDigestAndNothingIsRecorded) {
+  std::string path = make_image("oci", "--name c:1");
+  // Flip a byte in the largest blob (the busybox layer).
+  Result big = sh("ls -S " + path + "/blobs/sha256 | head -1");
+  std::string hex = big.out.substr(0, 64);
+  ASSERT_EQ(sh("printf 'X' | dd of=" + path + "/blobs/sha256/" + hex +
+               " bs=1 seek=100 conv=notrunc status=none")
+                .status,
+            0);
+  Result r = barge("import " + path);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("sha256:" + hex), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mismatch"), std::string::npos) << r.out;
+  EXPECT_TRUE(images().empty());
+  // Truncated: the size check names it too.
+  ASSERT_EQ(sh("truncate -s 1000 " + path + "/blobs/sha256/" + hex).status, 0);
+  r = barge("import " + path);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("sha256:" + hex), std::string::npos) << r.out;
+  EXPECT_TRUE(images().empty());
+  EXPECT_EQ(layer_count(), 0u) << "no layer of an unverified blob may be unpacked";
+  EXPECT_EQ(barge("prune").status, 0);
+  EXPECT_TRUE(list_dir(store_ + "/blobs/sha256").empty());
+}
+
+TEST_F(ImageStoreTest, DiffIdMismatchIsRejected) {
+  // docker archives name layers by path, not digest: only the diff_id check can catch this.
+  std::string path = make_image("docker", "--format docker --compress none --name d:1");
+  // Change one byte of a file's content (a header change would already break the tar).
+  std::string tar = path + "/l1/layer.tar";
+  Result offset = sh("grep -obUa 'file b' " + tar + " | head -1 | cut -d: -f1");
+  ASSERT_FALSE(offset.out.empty());
+  std::string seek = offset.out.substr(0, offset.out.find('\n'));
+  ASSERT_EQ(
+      sh("printf 'X' | dd of=" + tar + " bs=1 seek=" + seek + " conv=notrunc status=none").status,
+      0);
+  Result r = barge("import " + path);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("rootfs.diff_ids"), std::string::npos) << r.out;
+  EXPECT_TRUE(images().empty());
+  EXPECT_LE(layer_count(), 2u);
+}
+
+TEST_F(ImageStoreTest, ForeignLayerIsRejectedClearly) {
+  std::string path = make_image("oci", "--foreign --name f:1");
+  Result r = barge("import " + path);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("non-distributable"), std::string::npos) << r.out;
+  EXPECT_TRUE(images().empty());
+}
+
+TEST_F(ImageStoreTest, WrongPlatformIsRejected) {
+  std::string path = make_image("oci", "--index --name p:1");
+  Result r = barge("import --platform linux/s390x " + path);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("linux/s390x"), std::string::npos) << r.out;
+}
+
+TEST_F(ImageStoreTest, OverlayMatchesUmociUnpack) {
+  if (sh("command -v umoci").status != 0) GTEST_SKIP() << "umoci not installed";
+  std::string path = make_image("oci", "--name latest");
+  ASSERT_EQ(barge("import --name oracle:1 " + path).status, 0);
+  Result u = sh("umoci unpack --image " + path + ":latest " + dir_ + "/umoci");
+  ASSERT_EQ(u.status, 0) << u.out;
+  ASSERT_EQ(barge("mount oracle:1 " + dir_ + "/mnt").status, 0);
+  Result cmp = sh(std::string("/usr/bin/python3 ") + BARGE_TEST_SCRIPTS + "/compare-trees.py " +
+                  dir_ + "/mnt " + dir_ + "/umoci/rootfs");
+  EXPECT_EQ(cmp.status, 0) << cmp.out;
+  // The deletions and the opaque dir took effect.
+  EXPECT_FALSE(std::ifstream(dir_ + "/mnt/data/b").good());
+  EXPECT_FALSE(std::ifstream(dir_ + "/mnt/etc/motd").good());
+  EXPECT_FALSE(std::ifstream(dir_ + "/mnt/opt/old/x").good());
+  EXPECT_EQ(slurp(dir_ + "/mnt/opt/old/z"), "new z\n");
+  EXPECT_EQ(barge("unmount " + dir_ + "/mnt").status, 0);
+}
+
+TEST_F(ImageStoreTest, TwoMountsShareLowersAndSeeOnlyTheirOwnWrites) {
+  std::string path = make_image("oci", "--name s:1");
+  ASSERT_EQ(barge("import " + path).status, 0);
+  ASSERT_EQ(barge("mount s:1 " + dir_ + "/one").status, 0);
+  ASSERT_EQ(barge("mount s:1 " + dir_ + "/two").status, 0);
+  std::ofstream(dir_ + "/one/written") << "one";
+  ASSERT_EQ(::unlink((dir_ + "/one/data/a").c_str()), 0);
+  EXPECT_FALSE(std::ifstream(dir_ + "/two/written").good());
+  EXPECT_EQ(slurp(dir_ + "/two/data/a"), "file a, changed\n");
+  EXPECT_EQ(list_dir(store_ + "/mounts").size(), 2u);
+  EXPECT_EQ(layer_count(), 3u);
+  // The layers are in use: rm keeps them until the mounts go.
+  ASSERT_EQ(barge("rm s:1").status, 0);
+  EXPECT_EQ(layer_count(), 3u);
+  EXPECT_EQ(slurp(dir_ + "/one/written"), "one");
+  EXPECT_EQ(barge("unmount " + dir_ + "/one").status, 0);
+  EXPECT_EQ(barge("unmount " + dir_ + "/two").status, 0);
+  EXPECT_FALSE(mounted_under(dir_));
+  EXPECT_TRUE(list_dir(store_ + "/mounts").empty());
+  EXPECT_EQ(barge("prune").status, 0);
+  EXPECT_EQ(layer_count(), 0u);
+  EXPECT_TRUE(list_dir(store_ + "/blobs/sha256").empty());
+}
+
+TEST_F(ImageStoreTest, ManyLayersExceedingOnePageOfOptionsMount) {
+  std::string path = make_image("oci", "--layers 120 --compress none --name many:1");
+  ASSERT_EQ(barge("import " + path).status, 0);
+  Result r = barge("mount many:1 " + dir_ + "/mnt");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(slurp(dir_ + "/mnt/extra/layer-000"), "layer 0\n");
+  EXPECT_EQ(slurp(dir_ + "/mnt/extra/layer-119"), "layer 119\n");
+  EXPECT_EQ(barge("unmount " + dir_ + "/mnt").status, 0);
+}
+
+TEST_F(ImageStoreTest, RemoveAndPruneFreeExactlyUnusedContent) {
+  std::string one = make_image("one", "--name p:gzip");
+  std::string two = make_image("two", "--compress zstd --layers 1 --name p:zstd");
+  ASSERT_EQ(barge("import " + one).status, 0);
+  ASSERT_EQ(barge("import " + two).status, 0);
+  EXPECT_EQ(layer_count(), 4u);
+  ASSERT_EQ(barge("rm p:zstd").status, 0);
+  EXPECT_EQ(layer_count(), 3u) << "layers shared with p:gzip must stay";
+  ASSERT_EQ(barge("mount p:gzip " + dir_ + "/mnt").status, 0);
+  EXPECT_EQ(barge("unmount " + dir_ + "/mnt").status, 0);
+  Result r = barge("rm p:gzip");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(layer_count(), 0u);
+  EXPECT_TRUE(list_dir(store_ + "/blobs/sha256").empty());
+  EXPECT_NE(barge("inspect p:gzip").status, 0);
+}
+
+TEST_F(ImageStoreTest, BundleRunsWithBargeRun) {
+  std::string path = make_image("oci", "--user app --name run:1");
+  ASSERT_EQ(barge("import " + path).status, 0);
+  std::string bundle = dir_ + "/bundle";
+  Result b = barge("bundle run:1 " + bundle);
+  ASSERT_EQ(b.status, 0) << b.out;
+  auto config = nlohmann::json::parse(slurp(bundle + "/config.json"));
+  EXPECT_EQ(config["process"]["user"]["uid"], 1000);
+  EXPECT_EQ(config["process"]["user"]["gid"], 1000);
+  EXPECT_EQ(config["process"]["user"]["additionalGids"], nlohmann::json::array({2000}));
+  EXPECT_EQ(config["process"]["cwd"], "/data");
+  EXPECT_EQ(config["process"]["terminal"], false);
+  EXPECT_EQ(config["annotations"]["org.example.test"], "yes");
+  EXPECT_EQ(config["annotations"]["org.opencontainers.image.exposedPorts"], "80/tcp");
+  std::string id = "img-" + std::to_string(::getpid());
+  Result run =
+      sh(std::string(BARGE_BINARY) + " --root " + dir_ + "/state run -b " + bundle + " " + id);
+  EXPECT_EQ(run.status, 0) << run.out;
+  EXPECT_NE(run.out.find("hello-from-image\n1000\n/data"), std::string::npos) << run.out;
+  sh(std::string(BARGE_BINARY) + " --root " + dir_ + "/state delete -f " + id);
+  EXPECT_EQ(barge("unmount " + bundle).status, 0);
+  EXPECT_FALSE(mounted_under(dir_));
+  EXPECT_TRUE(list_dir(store_ + "/mounts").empty());
+}
+
+TEST_F(ImageStoreTest, ConcurrentImportsOfOneImageAreSafe) {
+  std::string path = make_image("oci.tar", "--tar --name con:1");
+  std::string cmd = std::string(BARGE_BINARY) + " image --storage " + store_ + " import " + path;
+  Result r = sh("(" + cmd + " & " + cmd + " & " + cmd + " & wait) && " + cmd);
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(images().size(), 1u);
+  EXPECT_EQ(layer_count(), 3u);
+  EXPECT_TRUE(list_dir(store_ + "/tmp").empty());
+}
+
+}  // namespace
