@@ -2,11 +2,14 @@
 // "linux.resources.memory.limit: write /sys/fs/cgroup/memory/x/memory.limit_in_bytes: ...".
 #include "cgroups/resources.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 
 #include "cgroups/cgroup.hpp"
 #include "cgroups/cgroupfs.hpp"
+#include "cgroups/devices.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
 
@@ -50,6 +53,22 @@ std::optional<std::string> cpu_max_value(std::optional<int64_t> quota,
   return value;
 }
 
+uint64_t blkio_weight_to_io_weight(uint64_t weight) {
+  if (weight == 0) return 0;
+  weight = std::clamp<uint64_t>(weight, 10, 1000);
+  return 1 + (weight - 10) * 9999 / 990;
+}
+
+std::string io_max_rate(uint64_t rate) {
+  return rate == 0 ? "max" : std::to_string(rate);
+}
+
+std::string rdma_max_value(const std::string& device, const spec::RdmaLimit& limit) {
+  auto value = [](const std::optional<uint32_t>& n) { return n ? std::to_string(*n) : "max"; };
+  return device + " hca_handle=" + value(limit.hca_handles) +
+         " hca_object=" + value(limit.hca_objects);
+}
+
 void validate_unified_key(std::string_view key) {
   std::string field = "linux.resources.unified: key \"" + std::string(key) + "\"";
   if (key.find('/') != std::string_view::npos || key.find("..") != std::string_view::npos)
@@ -74,16 +93,131 @@ uint64_t read_uint(const std::string& file) {
   return value;
 }
 
-void warn_unsupported(const spec::Resources& r) {
-  auto warn = [](std::string_view field) {
-    log::warn(std::string(field) + " is not supported yet; ignored");
+std::string device_key(int64_t major, int64_t minor) {
+  return std::to_string(major) + ":" + std::to_string(minor);
+}
+
+bool exists(const std::string& file) {
+  return ::access(file.c_str(), F_OK) == 0;
+}
+
+void apply_devices_v1(const std::string& dir, const std::vector<spec::DeviceCgroupRule>& rules) {
+  auto rule_set = detail::reduce_device_rules(rules);
+  for (const auto& [file, value] : detail::v1_device_writes(rule_set))
+    set("linux.resources.devices", dir + "/" + file, value);
+}
+
+void apply_devices_v2(const std::string& dir, const std::vector<spec::DeviceCgroupRule>& rules) {
+  detail::attach_device_filter(dir,
+                               detail::device_filter_program(detail::reduce_device_rules(rules)));
+}
+
+// blkio.weight is CFQ's; kernels with blk-mq only have BFQ's blkio.bfq.weight (runc tries that
+// first too).
+std::string v1_weight_file(const std::string& dir, const std::string& suffix) {
+  std::string bfq = dir + "/blkio.bfq." + suffix;
+  return exists(bfq) ? bfq : dir + "/blkio." + suffix;
+}
+
+void apply_block_io_v1(const std::string& dir, const spec::BlockIoResources& b) {
+  const std::string field = "linux.resources.blockIO.";
+  if (b.weight && *b.weight != 0)
+    set(field + "weight", v1_weight_file(dir, "weight"), std::to_string(*b.weight));
+  if (b.leaf_weight && *b.leaf_weight != 0)
+    set(field + "leafWeight", dir + "/blkio.leaf_weight", std::to_string(*b.leaf_weight));
+  for (const auto& d : b.weight_device) {
+    if (d.weight)
+      set(field + "weightDevice", v1_weight_file(dir, "weight_device"),
+          device_key(d.major, d.minor) + " " + std::to_string(*d.weight));
+    if (d.leaf_weight)
+      set(field + "weightDevice", dir + "/blkio.leaf_weight_device",
+          device_key(d.major, d.minor) + " " + std::to_string(*d.leaf_weight));
+  }
+  auto throttle = [&](const char* name, const char* file,
+                      const std::vector<spec::ThrottleDevice>& devices) {
+    for (const auto& d : devices)
+      set(field + name, dir + "/blkio.throttle." + file,
+          device_key(d.major, d.minor) + " " + std::to_string(d.rate));
   };
-  if (r.block_io) warn("linux.resources.blockIO");
-  if (!r.hugepage_limits.empty()) warn("linux.resources.hugepageLimits");
-  if (r.network) warn("linux.resources.network");
-  if (!r.rdma.empty()) warn("linux.resources.rdma");
-  // Every Docker/containerd spec carries device rules; not worth a warning each time.
-  if (!r.devices.empty()) log::debug("cgroups: linux.resources.devices is not applied yet");
+  throttle("throttleReadBpsDevice", "read_bps_device", b.throttle_read_bps_device);
+  throttle("throttleWriteBpsDevice", "write_bps_device", b.throttle_write_bps_device);
+  throttle("throttleReadIOPSDevice", "read_iops_device", b.throttle_read_iops_device);
+  throttle("throttleWriteIOPSDevice", "write_iops_device", b.throttle_write_iops_device);
+}
+
+void apply_block_io_v2(const std::string& dir, const spec::BlockIoResources& b) {
+  const std::string field = "linux.resources.blockIO.";
+  const std::string bfq_weight = dir + "/io.bfq.weight";
+  bool has_bfq = exists(bfq_weight);
+  if (b.weight && *b.weight != 0) {
+    if (has_bfq)
+      set(field + "weight", bfq_weight, std::to_string(*b.weight));
+    else
+      set(field + "weight", dir + "/io.weight",
+          std::to_string(detail::blkio_weight_to_io_weight(*b.weight)));
+  }
+  if (b.leaf_weight) log::warn(field + "leafWeight has no cgroup v2 equivalent; ignored");
+  for (const auto& d : b.weight_device) {
+    if (!d.weight) continue;
+    if (has_bfq)
+      set(field + "weightDevice", bfq_weight,
+          device_key(d.major, d.minor) + " " + std::to_string(*d.weight));
+    else
+      set(field + "weightDevice", dir + "/io.weight",
+          device_key(d.major, d.minor) + " " +
+              std::to_string(detail::blkio_weight_to_io_weight(*d.weight)));
+  }
+  auto throttle = [&](const char* name, const char* key,
+                      const std::vector<spec::ThrottleDevice>& devices) {
+    for (const auto& d : devices)
+      set(field + name, dir + "/io.max",
+          device_key(d.major, d.minor) + " " + key + "=" + detail::io_max_rate(d.rate));
+  };
+  throttle("throttleReadBpsDevice", "rbps", b.throttle_read_bps_device);
+  throttle("throttleWriteBpsDevice", "wbps", b.throttle_write_bps_device);
+  throttle("throttleReadIOPSDevice", "riops", b.throttle_read_iops_device);
+  throttle("throttleWriteIOPSDevice", "wiops", b.throttle_write_iops_device);
+}
+
+// v1: hugetlb.2MB.limit_in_bytes; v2: hugetlb.2MB.max.
+void apply_hugepages(const std::string& dir, const std::vector<spec::HugepageLimit>& limits,
+                     const char* file_suffix) {
+  for (size_t i = 0; i < limits.size(); ++i) {
+    std::string field = "linux.resources.hugepageLimits[" + std::to_string(i) + "]";
+    std::string file = dir + "/hugetlb." + limits[i].page_size + "." + file_suffix;
+    if (limits[i].page_size.find('/') != std::string::npos || !exists(file))
+      throw_error(field + ".pageSize: \"" + limits[i].page_size +
+                  "\" is not a huge page size of this host (no " + file + ")");
+    set(field + ".limit", file, std::to_string(limits[i].limit));
+  }
+}
+
+void apply_rdma(const std::string& dir, const std::map<std::string, spec::RdmaLimit>& rdma) {
+  for (const auto& [device, limit] : rdma)
+    set("linux.resources.rdma." + device, dir + "/rdma.max", detail::rdma_max_value(device, limit));
+}
+
+void apply_network_v1(const detail::V1Dir* net_cls, const detail::V1Dir* net_prio,
+                      const spec::NetworkResources& n) {
+  if (n.class_id) {
+    if (net_cls == nullptr)
+      log::warn(
+          "linux.resources.network.classID: the net_cls cgroup controller is not mounted; "
+          "ignored");
+    else
+      set("linux.resources.network.classID", net_cls->dir + "/net_cls.classid",
+          std::to_string(*n.class_id));
+  }
+  if (n.priorities.empty()) return;
+  if (net_prio == nullptr) {
+    log::warn(
+        "linux.resources.network.priorities: the net_prio cgroup controller is not "
+        "mounted; ignored");
+    return;
+  }
+  for (const auto& p : n.priorities)
+    set("linux.resources.network.priorities", net_prio->dir + "/net_prio.ifpriomap",
+        p.name + " " + std::to_string(p.priority));
 }
 
 void apply_memory_v1(const std::string& dir, const spec::MemoryResources& m) {
@@ -181,7 +315,6 @@ void apply_cpu_v2(const std::string& dir, const spec::CpuResources& c) {
 }  // namespace
 
 void Cgroup::apply_resources(const spec::Resources& resources) const {
-  warn_unsupported(resources);
   if (layout_ == Layout::unified)
     apply_resources_v2(resources);
   else
@@ -208,6 +341,17 @@ void Cgroup::apply_resources_v1(const spec::Resources& r) const {
   if (r.pids_limit)
     set("linux.resources.pids.limit", dir_of("linux.resources.pids", "pids") + "/pids.max",
         detail::pids_max_value(*r.pids_limit));
+  if (!r.devices.empty()) apply_devices_v1(dir_of("linux.resources.devices", "devices"), r.devices);
+  if (r.block_io) apply_block_io_v1(dir_of("linux.resources.blockIO", "blkio"), *r.block_io);
+  if (!r.hugepage_limits.empty()) {
+    if (const detail::V1Dir* hugetlb = v1_dir("hugetlb"))
+      apply_hugepages(hugetlb->dir, r.hugepage_limits, "limit_in_bytes");
+    else  // runc skips controllers the host does not mount as v1 too
+      log::warn("linux.resources.hugepageLimits: no v1 hugetlb cgroup controller on this " +
+                std::string(layout_name(layout_)) + " host; ignored");
+  }
+  if (!r.rdma.empty()) apply_rdma(dir_of("linux.resources.rdma", "rdma"), r.rdma);
+  if (r.network) apply_network_v1(v1_dir("net_cls"), v1_dir("net_prio"), *r.network);
 }
 
 void Cgroup::apply_resources_v2(const spec::Resources& r) const {
@@ -219,6 +363,14 @@ void Cgroup::apply_resources_v2(const spec::Resources& r) const {
   }
   if (r.pids_limit)
     set("linux.resources.pids.limit", dir + "/pids.max", detail::pids_max_value(*r.pids_limit));
+  if (!r.devices.empty()) apply_devices_v2(dir, r.devices);
+  if (r.block_io) apply_block_io_v2(dir, *r.block_io);
+  if (!r.hugepage_limits.empty()) apply_hugepages(dir, r.hugepage_limits, "max");
+  if (!r.rdma.empty()) apply_rdma(dir, r.rdma);
+  if (r.network)
+    log::warn(
+        "linux.resources.network: net_cls/net_prio do not exist on cgroup v2 (use eBPF or "
+        "the network namespace); ignored");
   // Last, so explicit unified values override the converted ones (as in runc).
   for (const auto& [key, value] : r.unified) {
     detail::validate_unified_key(key);

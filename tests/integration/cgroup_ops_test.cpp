@@ -1,0 +1,239 @@
+// pause/resume, update, ps, events and the device/pids/memory limits through the barge binary, on
+// whatever layout the machine has (v1 on the hybrid dev host; v2 in the test VM:
+// run-in-vm.sh -- ./build-cgx/tests/integration_tests --gtest_filter='CgroupOps*').
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "cgroups/cgroup.hpp"
+#include "cgroups/layout.hpp"
+#include "common/file.hpp"
+#include "tests/integration/harness.hpp"
+
+namespace barge::test {
+namespace {
+
+namespace cg = barge::cgroups;
+
+bool unified() {
+  return cg::host_layout() == cg::Layout::unified;
+}
+
+// The file holding a setting of the container's cgroup: /sys/fs/cgroup/<ctrl>/... (v1) or the
+// cgroup2 directory (v2).
+std::string cgroup_file(const std::string& id, const std::string& controller,
+                        const std::string& v1_file, const std::string& v2_file) {
+  const auto& layout = cg::detail::host();
+  std::string path = "/" + RuntimeTest::cgroup_rel(id);
+  if (layout.layout == cg::Layout::unified)
+    return cg::detail::dir_in(*layout.unified, path) + "/" + v2_file;
+  for (const auto& h : layout.v1)
+    if (std::find(h.controllers.begin(), h.controllers.end(), controller) != h.controllers.end())
+      return cg::detail::dir_in(h, path) + "/" + v1_file;
+  return "";
+}
+
+class CgroupOps : public RuntimeTest {
+ protected:
+  // A detached running container; its shared dir (bind-mounted at /shared) is returned too.
+  std::string start_container(const std::string& script, const ConfigEdit& edit = {},
+                              std::string* shared = nullptr) {
+    std::string shared_dir = test_dir() + "/shared-" + std::to_string(++shared_count_);
+    std::filesystem::create_directories(shared_dir);
+    if (shared) *shared = shared_dir;
+    std::string id = create_container({"sh", "-c", script}, [&](Json& config) {
+      config["mounts"].push_back({{"destination", "/shared"},
+                                  {"type", "bind"},
+                                  {"source", shared_dir},
+                                  {"options", {"rbind", "rw"}}});
+      if (edit) edit(config);
+    });
+    auto r = runtime({"start", id});
+    EXPECT_EQ(r.status, 0) << r.describe();
+    return id;
+  }
+
+  uint64_t cpu_total(const std::string& id) {
+    auto r = runtime({"events", "--stats", id});
+    EXPECT_EQ(r.status, 0) << r.describe();
+    return Json::parse(r.out)["data"]["cpu"]["usage"].value("total", uint64_t{0});
+  }
+
+  static bool wait_for_file(const std::string& path, std::chrono::milliseconds timeout = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!path_exists(path)) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+    return true;
+  }
+
+ private:
+  int shared_count_ = 0;
+};
+
+TEST_F(CgroupOps, PauseStopsProgressAndResumeContinues) {
+  std::string id = start_container("while :; do :; done");
+  ASSERT_EQ(wait_for_status(id, "running"), "running");
+  auto r = runtime({"pause", id});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(wait_for_status(id, "paused"), "paused");
+  if (unified())
+    EXPECT_NE(slurp(cgroup_file(id, "", "", "cgroup.events")).find("frozen 1"), std::string::npos);
+  else
+    EXPECT_EQ(trim(slurp(cgroup_file(id, "freezer", "freezer.state", ""))), "FROZEN");
+  uint64_t frozen_at = cpu_total(id);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(cpu_total(id), frozen_at) << "a paused container used CPU";
+  r = runtime({"pause", id});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("container not running"), std::string::npos) << r.describe();
+
+  r = runtime({"resume", id});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(wait_for_status(id, "running"), "running");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_GT(cpu_total(id), frozen_at);
+  r = runtime({"resume", id});
+  EXPECT_NE(r.err.find("container not paused"), std::string::npos) << r.describe();
+}
+
+TEST_F(CgroupOps, PauseOfAStoppedContainerFails) {
+  std::string id = start_container("true");
+  EXPECT_EQ(wait_for_status(id, "stopped"), "stopped");
+  auto r = runtime({"pause", id});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("container not running"), std::string::npos) << r.describe();
+}
+
+TEST_F(CgroupOps, UpdateLiveMemoryAndPidsLimits) {
+  std::string shared;
+  std::string id = start_container(
+      "while [ ! -e /shared/go ]; do sleep 0.05; done; "
+      // A shell whose fork fails exits, so a child shell does the forking.
+      "sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 100 & done' 2>/shared/fork-errors; "
+      "touch /shared/forked; sleep 100",
+      {}, &shared);
+  auto r = runtime({"update", "--memory", "96m", "--pids-limit", "5", id});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(trim(slurp(cgroup_file(id, "memory", "memory.limit_in_bytes", "memory.max"))),
+            std::to_string(96 << 20));
+  EXPECT_EQ(trim(slurp(cgroup_file(id, "pids", "pids.max", "pids.max"))), "5");
+
+  // The effect: forks beyond the limit fail.
+  write_file(shared + "/go", "");
+  ASSERT_TRUE(wait_for_file(shared + "/forked"));
+  auto ps = runtime({"ps", "--format", "json", id});
+  ASSERT_EQ(ps.status, 0) << ps.describe();
+  // init + the 3 sleeps the child shell got before its fork failed (+ the final sleep).
+  size_t processes = Json::parse(ps.out).size();
+  EXPECT_GE(processes, 4u) << ps.out;
+  EXPECT_LE(processes, 5u) << ps.out;
+  EXPECT_NE(slurp(shared + "/fork-errors").find("can't fork"), std::string::npos)
+      << slurp(shared + "/fork-errors");
+
+  // A later update keeps what the first one set.
+  r = runtime({"update", "--cpu-share", "512", id});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  Json stored = Json::parse(slurp(root() + "/" + id + "/resources.json"));
+  EXPECT_EQ(stored["memory"]["limit"], 96 << 20);
+  EXPECT_EQ(stored["pids"]["limit"], 5);
+  EXPECT_EQ(stored["cpu"]["shares"], 512);
+  auto stats = Json::parse(runtime({"events", "--stats", id}).out)["data"];
+  EXPECT_EQ(stats["pids"]["limit"], 5);
+  EXPECT_EQ(stats["memory"]["usage"]["limit"], 96 << 20);
+}
+
+TEST_F(CgroupOps, UpdateRejectsBadValuesNamingTheFlag) {
+  std::string id = start_container("sleep 100");
+  auto r = runtime({"update", "--memory", "12q", id});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("--memory: invalid size"), std::string::npos) << r.describe();
+}
+
+TEST_F(CgroupOps, OomKillIsReportedByEventsAndExitIs137) {
+  std::string id = new_id();
+  Bundle bundle =
+      make_bundle(id, {"sh", "-c", "sleep 1; exec tail -c 200000000 /dev/zero"}, [](Json& config) {
+        config["linux"]["resources"]["memory"] = {{"limit", 32 << 20}, {"swap", 32 << 20}};
+      });
+  auto run = std::async(std::launch::async, [&] {
+    return runtime({"run", "--bundle", bundle.dir, id}, {.timeout = 60s});
+  });
+  ASSERT_EQ(wait_for_status(id, "running"), "running");
+  auto events = runtime({"events", "--interval", "10s", id}, {.timeout = 60s});
+  auto result = run.get();
+  EXPECT_EQ(result.status, 137) << result.describe();
+  EXPECT_EQ(events.status, 0) << events.describe();
+  EXPECT_NE(events.out.find(R"({"type":"oom","id":")" + id + R"("})"), std::string::npos)
+      << events.describe();
+}
+
+TEST_F(CgroupOps, PsListsTheContainersPids) {
+  std::string id = start_container("sleep 100 & sleep 100; true");
+  std::this_thread::sleep_for(200ms);
+  auto r = runtime({"ps", "--format", "json", id});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  auto pids = Json::parse(r.out).get<std::vector<int>>();
+  ASSERT_EQ(pids.size(), 3u) << r.out;
+  auto s = state(id);
+  ASSERT_TRUE(s);
+  EXPECT_NE(std::find(pids.begin(), pids.end(), (*s)["pid"].get<int>()), pids.end());
+  auto procs = split_words(slurp(cgroup_file(id, "pids", "cgroup.procs", "cgroup.procs")));
+  EXPECT_EQ(procs.size(), 3u);
+
+  auto table = runtime({"ps", id, "-o", "pid,comm"});
+  ASSERT_EQ(table.status, 0) << table.describe();
+  auto lines = split_lines(table.out);
+  ASSERT_EQ(lines.size(), 4u) << table.out;
+  EXPECT_EQ(split_words(lines[0]), (std::vector<std::string>{"PID", "COMMAND"}));
+  EXPECT_EQ(split_words(lines[1])[1], "sh");
+}
+
+TEST_F(CgroupOps, EventsStatsHasRuncShape) {
+  std::string id = start_container("sleep 100", [](Json& config) {
+    config["linux"]["resources"]["memory"] = {{"limit", 64 << 20}};
+    config["linux"]["resources"]["pids"] = {{"limit", 50}};
+  });
+  auto r = runtime({"events", "--stats", id});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  Json event = Json::parse(r.out);
+  EXPECT_EQ(event["type"], "stats");
+  EXPECT_EQ(event["id"], id);
+  const Json& data = event["data"];
+  for (const char* key : {"cpu", "memory", "pids", "blkio", "hugetlb"})
+    EXPECT_TRUE(data.contains(key)) << key;
+  EXPECT_GT(data["cpu"]["usage"]["total"].get<uint64_t>(), 0u);
+  EXPECT_EQ(data["memory"]["usage"]["limit"], 64 << 20);
+  EXPECT_GT(data["memory"]["usage"]["usage"].get<uint64_t>(), 0u);
+  EXPECT_FALSE(data["memory"]["raw"].empty());
+  EXPECT_EQ(data["pids"]["current"], 1);
+  EXPECT_EQ(data["pids"]["limit"], 50);
+}
+
+TEST_F(CgroupOps, DevicesAllowNullDenyOthers) {
+  // /dev/mem (c 1:1) is created in the container but the device rules do not allow it.
+  std::string id = start_container(
+      "head -c 1 /dev/zero > /dev/null && echo null-ok > /shared/null; "
+      "head -c 1 /dev/mem 2> /shared/mem-error; touch /shared/done; sleep 100",
+      [](Json& config) {
+        config["linux"]["devices"] = {
+            {{"path", "/dev/mem"}, {"type", "c"}, {"major", 1}, {"minor", 1}}};
+      });
+  std::string shared = test_dir() + "/shared-1";
+  ASSERT_TRUE(wait_for_file(shared + "/done"));
+  EXPECT_EQ(trim(slurp(shared + "/null")), "null-ok");
+  EXPECT_NE(slurp(shared + "/mem-error").find("Operation not permitted"), std::string::npos)
+      << slurp(shared + "/mem-error");
+  if (!unified()) {
+    auto list = split_lines(slurp(cgroup_file(id, "devices", "devices.list", "")));
+    EXPECT_NE(std::find(list.begin(), list.end(), "c 1:3 rwm"), list.end());
+    EXPECT_EQ(std::find(list.begin(), list.end(), "c 1:1 rwm"), list.end());
+  }
+}
+
+}  // namespace
+}  // namespace barge::test
