@@ -14,7 +14,9 @@
 //     (v1: cgroup.procs); send GO               ->  b  setns joins (user first); unshare the
 //                                                     other new namespaces (mount, uts, ipc,
 //                                                     net, cgroup — after the cgroup join)
-//                                                  c  rootfs::prepare (mounts, /dev, pivot_root)
+//                                                  c  rootfs::prepare: mounts, /dev, then
+//   c' on HOOKS: run prestart + createRuntime    <-     (if hooks) send HOOKS, wait HOOKS_DONE,
+//      hooks; send HOOKS_DONE + state JSON       ->     run createContainer hooks; pivot_root
 //                                                  d  hostname, domainname, sysctl
 //                                                  e  rootfs::finalize (masked, readonly, ro /)
 //                                                  f  oom score, rlimits, exec lookup, cwd,
@@ -23,12 +25,13 @@
 //   7 wait for READY or ERROR                   <-  g  send READY (or ERROR + message, exit)
 //   8 write state.json + pid file; exit 0          h  open exec.fifo for writing: blocks
 //
-//   barge start: open exec.fifo for reading      ->  i  write one byte; execve the user process
-//                read the byte; unlink the fifo
+//   barge start: open exec.fifo for reading      ->  i  write one byte; startContainer hooks;
+//                read the byte; unlink the fifo;          execve the user process
+//                poststart hooks (warn on failure)
+//   barge delete: kill, remove cgroup and state; poststop hooks (warn on failure)
 //
 // Any failure before 8 kills the child and removes the cgroup and the state dir, so a failed
-// create leaves nothing behind. Later issues slot in here: hooks (createRuntime at 6,
-// createContainer at c, startContainer at i), seccomp (last, in f), terminals (f).
+// create leaves nothing behind. Later issues slot in here: seccomp (last, in f).
 #pragma once
 
 #include <string>
@@ -50,6 +53,7 @@ struct InitContext {
   int preserve_fds = 0;
   int console_socket_fd = -1;  // connected --console-socket when process.terminal
   std::string container_id;
+  bool has_create_hooks = false;    // prestart, createRuntime, createContainer or startContainer
   bool new_session_keyring = true;  // runc's default; --no-new-keyring turns it off
 };
 

@@ -20,6 +20,7 @@
 #include "runtime/bootstrap.hpp"
 #include "runtime/container.hpp"
 #include "runtime/create_internal.hpp"
+#include "runtime/hooks.hpp"
 #include "runtime/sync.hpp"
 #include "runtime/terminal.hpp"
 
@@ -179,15 +180,48 @@ std::string describe_exit(int status) {
   return "status " + std::to_string(status);
 }
 
-void wait_until_ready(int sync_fd, pid_t child) {
-  auto packet = sync::receive(sync_fd);
-  if (!packet) {
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    throw Error("container init exited during setup (" + describe_exit(status) + ")");
+bool has_create_hooks(const spec::Spec& spec) {
+  if (!spec.hooks) return false;
+  const auto& h = *spec.hooks;
+  return !h.prestart.empty() || !h.create_runtime.empty() || !h.create_container.empty() ||
+         !h.start_container.empty();
+}
+
+// prestart (deprecated) and createRuntime run in the runtime's namespaces once the init has
+// its namespaces and mounts; the init gets the state JSON for its own hooks in the reply.
+void run_runtime_hooks(int sync_fd, const spec::Spec& spec, const ContainerState& state) {
+  std::string state_json = to_oci_state_json(state, Status::creating);
+  run_hooks(spec.hooks->prestart, "prestart", state_json);
+  run_hooks(spec.hooks->create_runtime, "createRuntime", state_json);
+  sync::send(sync_fd, sync::Message::hooks_done, state_json);
+}
+
+void wait_until_ready(int sync_fd, pid_t child, const spec::Spec& spec, ContainerState state) {
+  state.pid = child;
+  for (;;) {
+    auto packet = sync::receive(sync_fd);
+    if (!packet) {
+      int status = 0;
+      ::waitpid(child, &status, 0);
+      throw Error("container init exited during setup (" + describe_exit(status) + ")");
+    }
+    switch (packet->type) {
+      case sync::Message::ready:
+        return;
+      case sync::Message::error:
+        throw Error(packet->payload);
+      case sync::Message::hooks:
+        run_runtime_hooks(sync_fd, spec, state);
+        break;
+      default:
+        throw Error("sync: unexpected message from init");
+    }
   }
-  if (packet->type == sync::Message::error) throw Error(packet->payload);
-  if (packet->type != sync::Message::ready) throw Error("sync: unexpected message from init");
+}
+
+void save_late_hooks(const StateDir& dir, const spec::Spec& spec) {
+  if (!spec.hooks || (spec.hooks->poststart.empty() && spec.hooks->poststop.empty())) return;
+  write_file_atomic_at(dir.fd(), "hooks.json", hooks_to_json(*spec.hooks));
 }
 
 ContainerState initial_state(const std::string& id, const Plan& plan) {
@@ -241,6 +275,7 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   context.exec_fifo_fd = exec_fifo.get();
   context.preserve_fds = options.preserve_fds;
   context.container_id = id;
+  context.has_create_hooks = has_create_hooks(plan.spec);
   context.console_socket_fd = console.get();
   context.new_session_keyring = !options.no_new_keyring;
 
@@ -258,10 +293,11 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   if (plan.namespaces.creates(CLONE_NEWUSER)) write_id_maps(pid, *plan.spec.linux);
   if (!cgroup_fd) cgroup.add_process(pid);
   sync::send(parent_end.get(), sync::Message::go);
-  wait_until_ready(parent_end.get(), pid);
+  wait_until_ready(parent_end.get(), pid, plan.spec, state);
 
   state.pid = pid;
   state.pid_start_time = process_start_time(pid).value_or(0);
+  save_late_hooks(dir, plan.spec);
   dir.save(state);
   if (!options.pid_file.empty())
     with_context("--pid-file", [&] { write_file_atomic(options.pid_file, std::to_string(pid)); });

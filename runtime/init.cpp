@@ -15,6 +15,7 @@
 #include "common/file.hpp"
 #include "common/log.hpp"
 #include "runtime/bootstrap.hpp"
+#include "runtime/hooks.hpp"
 #include "runtime/sync.hpp"
 #include "runtime/terminal.hpp"
 
@@ -94,10 +95,23 @@ void join_new_session_keyring(const std::string& id) {
     throw_errno("join session keyring");
 }
 
+// Runs at the last moment the host's paths are visible: the parent's hooks first, then
+// createContainer in our namespaces. Returns the state JSON the parent sent for later hooks.
+std::string run_create_hooks(const InitContext& ctx) {
+  sync::send(ctx.sync_fd, sync::Message::hooks);
+  auto reply = sync::receive(ctx.sync_fd);
+  if (!reply) ::_exit(1);
+  if (reply->type != sync::Message::hooks_done) throw Error("sync: unexpected message from parent");
+  if (ctx.spec->hooks)
+    run_hooks(ctx.spec->hooks->create_container, "createContainer", reply->payload);
+  return reply->payload;
+}
+
 struct PreparedExec {
   std::string path;
   std::vector<std::string> args;
   std::vector<std::string> env;
+  std::string hook_state;  // state JSON for startContainer hooks
 };
 
 PreparedExec set_up_container(const InitContext& ctx) {
@@ -107,7 +121,11 @@ PreparedExec set_up_container(const InitContext& ctx) {
   if (ctx.namespaces->creates(CLONE_NEWUSER) || ctx.namespaces->joins_type(CLONE_NEWUSER))
     become_namespace_root();
   if (ctx.new_session_keyring) join_new_session_keyring(ctx.container_id);
-  rootfs::prepare(spec, ctx.rootfs);
+  std::string hook_state;
+  rootfs::Options rootfs_options = ctx.rootfs;
+  if (ctx.has_create_hooks)
+    rootfs_options.before_pivot = [&] { hook_state = run_create_hooks(ctx); };
+  rootfs::prepare(spec, rootfs_options);
   set_host_and_domain_name(spec);
   apply_sysctls(spec);
   if (ctx.console_socket_fd >= 0) {
@@ -118,7 +136,7 @@ PreparedExec set_up_container(const InitContext& ctx) {
   apply_oom_score_adj(process.oom_score_adj);
   apply_rlimits(process.rlimits);
   PreparedExec exec{find_executable(process.args.front(), process.env), process.args,
-                    with_home(process.env, process.user.uid)};
+                    with_home(process.env, process.user.uid), hook_state};
   switch_user_and_capabilities(process.user, ctx.capabilities);
   enter_working_directory(process.cwd);
   apply_no_new_privileges(process.no_new_privileges);
@@ -140,6 +158,8 @@ void run_container_init(const InitContext& ctx) noexcept {
     ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     sync::send(ctx.sync_fd, sync::Message::ready);
     if (ctx.exec_fifo_fd >= 0) wait_for_start(ctx.exec_fifo_fd);
+    if (ctx.spec->hooks)
+      run_hooks(ctx.spec->hooks->start_container, "startContainer", exec.hook_state);
     auto argv = as_argv(exec.args);
     auto envp = as_argv(exec.env);
     ::execve(exec.path.c_str(), argv.data(), envp.data());

@@ -15,10 +15,12 @@
 
 #include "cgroups/cgroup.hpp"
 #include "common/error.hpp"
+#include "common/file.hpp"
 #include "common/log.hpp"
 #include "common/syscalls.hpp"
 #include "runtime/container.hpp"
 #include "runtime/create_internal.hpp"
+#include "runtime/hooks.hpp"
 #include "runtime/terminal.hpp"
 
 namespace barge::runtime {
@@ -82,9 +84,16 @@ void signal_init(const ContainerState& state, int sig) {
   if (sys::pidfd_send_signal(pidfd.get(), sig) != 0) throw_errno("kill container init");
 }
 
+spec::Hooks saved_hooks(const StateDir& dir) {
+  if (::faccessat(dir.fd(), "hooks.json", F_OK, AT_SYMLINK_NOFOLLOW) != 0) return {};
+  return hooks_from_json(read_file_at(dir.fd(), "hooks.json"));
+}
+
 void destroy_resources(const StateDir& dir, const ContainerState& state) {
+  spec::Hooks hooks = saved_hooks(dir);
   if (!state.cgroup_path.empty()) cgroups::Cgroup::open(state.cgroup_path).destroy();
   dir.remove();
+  run_hooks_warning_only(hooks.poststop, "poststop", to_oci_state_json(state, Status::stopped));
 }
 
 void kill_and_destroy(const StateDir& dir, const ContainerState& state, Status status) {
@@ -172,6 +181,8 @@ void start(const GlobalOptions& global, const std::string& id) {
   ContainerState state = dir.load();  // pid 0 (unfinished create) reports "creating" below
   require_created(id, dir.status(state));
   release_init(dir, state);
+  spec::Hooks hooks = saved_hooks(dir);
+  run_hooks_warning_only(hooks.poststart, "poststart", to_oci_state_json(state, Status::running));
 }
 
 int run(const GlobalOptions& global, const std::string& id, const CreateOptions& options,

@@ -15,6 +15,8 @@ enum class Message : char {
   go = 'G',     // parent -> init: id maps written and cgroup joined; continue setup
   ready = 'R',  // init -> parent: setup done, init now waits on the exec fifo
   error = 'E',  // init -> parent: setup failed; payload is the error message
+  hooks = 'H',  // init -> parent: namespaces and mounts exist; run prestart/createRuntime hooks
+  hooks_done = 'h',  // parent -> init: hooks ran; payload is the state JSON for the init's hooks
 };
 
 struct Packet {
