@@ -224,6 +224,22 @@ void save_late_hooks(const StateDir& dir, const spec::Spec& spec) {
   write_file_atomic_at(dir.fd(), "hooks.json", hooks_to_json(*spec.hooks));
 }
 
+// Like runc, every device the container is given (linux.devices) is also allowed in the
+// device cgroup, after the configured rules.
+spec::Resources resources_with_devices(const spec::Linux& linux_config) {
+  spec::Resources resources = *linux_config.resources;
+  if (resources.devices.empty()) return resources;
+  for (const auto& device : linux_config.devices) {
+    if (device.type == "p") continue;  // fifos are not device-cgroup controlled
+    resources.devices.push_back({.allow = true,
+                                 .type = device.type == "u" ? "c" : device.type,
+                                 .major = device.major,
+                                 .minor = device.minor,
+                                 .access = "rwm"});
+  }
+  return resources;
+}
+
 ContainerState initial_state(const std::string& id, const Plan& plan) {
   ContainerState state;
   state.id = id;
@@ -251,7 +267,7 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   UniqueFd exec_fifo = make_exec_fifo(dir);
   auto cgroup = cgroups::Cgroup::create(plan.cgroup_path);
   rollback.track_cgroup(cgroup);
-  if (plan.spec.linux->resources) cgroup.apply_resources(*plan.spec.linux->resources);
+  if (plan.spec.linux->resources) cgroup.apply_resources(resources_with_devices(*plan.spec.linux));
   UniqueFd cgroup_fd = cgroup.unified_dir_fd();
 
   UniqueFd console;

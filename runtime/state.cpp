@@ -162,14 +162,13 @@ Status StateDir::status(const ContainerState& state) const {
   if (state.pid == 0) return Status::creating;  // the preliminary record of an unfinished create
   auto start = process_start_time(state.pid);
   if (!start || *start != state.pid_start_time) return Status::stopped;
-  if (fifo_exists()) return Status::created;
   if (!state.cgroup_path.empty()) {
     try {
       if (cgroups::Cgroup::open(state.cgroup_path).frozen()) return Status::paused;
     } catch (const Error&) {
     }
   }
-  return Status::running;
+  return fifo_exists() ? Status::created : Status::running;
 }
 
 void StateDir::remove() const {

@@ -55,7 +55,7 @@ class StateDir {
   std::string fifo_path() const { return path_ + "/exec.fifo"; }
   bool fifo_exists() const;
   // Derives the live status: no state.json or pid 0 (preliminary record) → creating, dead pid or
-  // reused pid → stopped, exec fifo present → created, frozen cgroup → paused, else running.
+  // reused pid → stopped, frozen cgroup → paused, exec fifo present → created, else running.
   Status status(const ContainerState& state) const;
   // Removes the directory and everything in it (keeps holding the lock until destroyed).
   void remove() const;
