@@ -49,6 +49,7 @@ int run_cli(int argc, char** argv) {
   barge::cli::add_info_commands(app, context);
   barge::cli::add_image_commands(app, context);
   barge::cli::add_cgroup_commands(app, context);
+  barge::cli::add_exec_command(app, context);
 
   try {
     app.parse(argc, argv);

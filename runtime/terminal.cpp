@@ -87,7 +87,7 @@ bool copy_available(int from, int to, bool drain) {
   return true;
 }
 
-void bind_console(const std::string& slave_path) {
+void bind_console_to(const std::string& slave_path) {
   int fd = ::open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd >= 0) ::close(fd);
   if (::mount(slave_path.c_str(), "/dev/console", nullptr, MS_BIND, nullptr) != 0)
@@ -96,7 +96,8 @@ void bind_console(const std::string& slave_path) {
 
 }  // namespace
 
-void set_up_terminal(int console_socket_fd, const std::optional<spec::ConsoleSize>& size) {
+void set_up_terminal(int console_socket_fd, const std::optional<spec::ConsoleSize>& size,
+                     bool bind_console) {
   UniqueFd master(::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!master) throw_errno("process.terminal: open /dev/ptmx (is devpts mounted?)");
   if (::unlockpt(master.get()) != 0) throw_errno("process.terminal: unlockpt");
@@ -109,7 +110,7 @@ void set_up_terminal(int console_socket_fd, const std::optional<spec::ConsoleSiz
   }
   UniqueFd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!slave) throw_errno(std::string("process.terminal: open ") + name);
-  bind_console(name);
+  if (bind_console) bind_console_to(name);
   send_fd(console_socket_fd, master.get(), name);
   if (::setsid() < 0) throw_errno("process.terminal: setsid");
   if (::ioctl(slave.get(), TIOCSCTTY, 0) != 0) throw_errno("process.terminal: TIOCSCTTY");

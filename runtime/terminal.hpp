@@ -17,7 +17,9 @@ namespace barge::runtime {
 UniqueFd connect_console_socket(const std::string& path);
 // Init side, after pivot_root: allocate the pty, send the master, bind the slave on
 // /dev/console, make it the controlling terminal and stdin/stdout/stderr.
-void set_up_terminal(int console_socket_fd, const std::optional<spec::ConsoleSize>& size);
+// bind_console: false for exec, whose container already has its /dev/console.
+void set_up_terminal(int console_socket_fd, const std::optional<spec::ConsoleSize>& size,
+                     bool bind_console = true);
 // Sends fd over a unix socket with SCM_RIGHTS; name goes in the payload (runc sends the pty name).
 void send_fd(int socket_fd, int fd, const std::string& name);
 
