@@ -20,6 +20,7 @@ packages=(
   libgtest-dev libgmock-dev                             # tests
   busybox-static file                                   # tests/make-rootfs.sh
   runc crun jq hyperfine util-linux                     # oracle runtime, benchmarks
+  libarchive-dev libssl-dev zstd python3 umoci iproute2  # images (unpack, digests, test builders, oracle), netns tests
 )
 
 say() { printf '\n==> %s\n' "$*"; }
