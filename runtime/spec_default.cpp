@@ -1,5 +1,6 @@
 // The config `barge spec` writes: runc's libcontainer/specconv Example() and ToRootless(),
-// rebuilt here (with a cgroup namespace always, and runtime-spec 1.2.0 as the version).
+// rebuilt here (with a cgroup namespace always, runtime-spec 1.2.0 as the version, and barge's
+// default seccomp profile, runtime/seccomp_profile.cpp).
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -7,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/seccomp.hpp"
 #include "runtime/spec.hpp"
 
 namespace barge::spec {
@@ -93,6 +95,7 @@ ojson default_linux(bool rootless) {
                           "/sys/devices/virtual/tpm"};
   linux["readonlyPaths"] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                             "/proc/sysrq-trigger"};
+  linux["seccomp"] = ojson::parse(seccomp::default_profile_json());
   return linux;
 }
 
