@@ -224,8 +224,8 @@ void save_late_hooks(const StateDir& dir, const spec::Spec& spec) {
   write_file_atomic_at(dir.fd(), "hooks.json", hooks_to_json(*spec.hooks));
 }
 
-// Like runc, every device the container is given (linux.devices) is also allowed in the
-// device cgroup, after the configured rules.
+// Every device the container is given (linux.devices) is also allowed in the device cgroup,
+// after the configured rules: a configured device should be usable. (runc 1.1.5 leaves it denied.)
 spec::Resources resources_with_devices(const spec::Linux& linux_config) {
   spec::Resources resources = *linux_config.resources;
   if (resources.devices.empty()) return resources;
