@@ -39,6 +39,7 @@
 #include "runtime/namespaces.hpp"
 #include "runtime/process_setup.hpp"
 #include "runtime/rootfs.hpp"
+#include "runtime/seccomp.hpp"
 #include "runtime/spec.hpp"
 
 namespace barge::runtime {
@@ -48,6 +49,7 @@ struct InitContext {
   const NamespacePlan* namespaces = nullptr;
   rootfs::Options rootfs;
   CapabilitySets capabilities;
+  const seccomp::Filter* seccomp = nullptr;
   int sync_fd = -1;       // the child's end of the socketpair
   int exec_fifo_fd = -1;  // O_PATH fd of exec.fifo; -1 for exec (no fifo)
   int preserve_fds = 0;

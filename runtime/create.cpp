@@ -21,6 +21,7 @@
 #include "runtime/container.hpp"
 #include "runtime/create_internal.hpp"
 #include "runtime/hooks.hpp"
+#include "runtime/seccomp.hpp"
 #include "runtime/sync.hpp"
 #include "runtime/terminal.hpp"
 
@@ -55,6 +56,7 @@ struct Plan {
   NamespacePlan namespaces;
   CapabilitySets capabilities;
   std::string cgroup_path;
+  std::optional<seccomp::Filter> seccomp;
 };
 
 void check_process(const spec::Spec& spec, const CreateOptions& options) {
@@ -83,6 +85,7 @@ Plan make_plan(const std::string& id, const CreateOptions& options) {
   plan.rootfs = absolute_path(root.front() == '/' ? root : plan.bundle + "/" + root, "root.path");
   plan.capabilities = resolve_capabilities(plan.spec.process->capabilities);
   plan.cgroup_path = cgroups::resolve_path(plan.spec.linux->cgroups_path, id);
+  if (plan.spec.linux->seccomp) plan.seccomp = seccomp::compile(*plan.spec.linux->seccomp);
   return plan;
 }
 
@@ -199,7 +202,15 @@ void run_runtime_hooks(int sync_fd, const spec::Spec& spec, const ContainerState
 void wait_until_ready(int sync_fd, pid_t child, const spec::Spec& spec, ContainerState state) {
   state.pid = child;
   for (;;) {
-    auto packet = sync::receive(sync_fd);
+    auto [raw, fd] = seccomp::receive_with_fd(sync_fd);
+    if (!raw.empty() && raw[0] == 'S') {
+      const auto& config = *spec.linux->seccomp;
+      seccomp::send_listener(fd.get(), config.listener_path, config.listener_metadata,
+                             to_oci_state_json(state, Status::creating), child);
+      continue;
+    }
+    std::optional<sync::Packet> packet;
+    if (!raw.empty()) packet = sync::Packet{static_cast<sync::Message>(raw[0]), raw.substr(1)};
     if (!packet) {
       int status = 0;
       ::waitpid(child, &status, 0);
@@ -278,6 +289,7 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   }
   auto [parent_end, child_end] = sync::make_pair();
   InitContext context;
+  context.seccomp = plan.seccomp ? &*plan.seccomp : nullptr;
   context.spec = &plan.spec;
   context.namespaces = &plan.namespaces;
   context.rootfs = {.bundle_dir = plan.bundle,

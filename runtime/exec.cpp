@@ -23,6 +23,7 @@
 #include "runtime/foreground.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/process_setup.hpp"
+#include "runtime/seccomp.hpp"
 #include "runtime/spec.hpp"
 #include "runtime/state.hpp"
 #include "runtime/sync.hpp"
@@ -37,6 +38,7 @@ struct ExecPlan {
   bool joins_user = false;
   CapabilitySets capabilities;
   std::string cgroup_path;
+  std::optional<seccomp::Filter> seccomp;  // the container's filter applies to exec'd processes
 };
 
 const char* proc_ns_name(const std::string& type) {
@@ -158,6 +160,8 @@ struct ExecChild {
     std::string path = find_executable(process.args.front(), process.env);
     std::vector<std::string> args = process.args;
     std::vector<std::string> env = with_home(process.env, process.user.uid);
+    // Without no_new_privs loading needs CAP_SYS_ADMIN, so it happens before dropping it.
+    if (plan.seccomp && !process.no_new_privileges) seccomp::load(*plan.seccomp);
     switch_user_and_capabilities(process.user, plan.capabilities);
     enter_working_directory(process.cwd);
     apply_no_new_privileges(process.no_new_privileges);
@@ -169,6 +173,7 @@ struct ExecChild {
     for (auto& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
     ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);  // survives execve; a detached exec outlives us
+    if (plan.seccomp && process.no_new_privileges) seccomp::load(*plan.seccomp);
     ::execve(path.c_str(), argv.data(), envp.data());
     throw_errno("exec " + path);
   } catch (const std::exception& e) {
@@ -226,6 +231,12 @@ int exec(const GlobalOptions& global, const std::string& id, const ExecOptions& 
   if (plan.process.terminal && options.console_socket.empty() && options.detach)
     throw Error("--tty: cannot allocate a terminal for a detached exec without --console-socket");
   plan.capabilities = resolve_capabilities(plan.process.capabilities);
+  if (config.linux->seccomp) {
+    plan.seccomp = seccomp::compile(*config.linux->seccomp);
+    // The notify listener belongs to the container's init; exec'd processes get no agent.
+    if (plan.seccomp->has_listener())
+      throw Error("exec: containers with SCMP_ACT_NOTIFY seccomp rules are not supported yet");
+  }
   plan.joins = open_init_namespaces(config, state);
   plan.joins_user = std::any_of(plan.joins.begin(), plan.joins.end(), [](const NamespaceJoin& j) {
     return j.clone_flag == CLONE_NEWUSER;

@@ -107,6 +107,15 @@ std::string run_create_hooks(const InitContext& ctx) {
   return reply->payload;
 }
 
+void load_seccomp(const InitContext& ctx) {
+  UniqueFd listener(seccomp::load(*ctx.seccomp));
+  if (listener) seccomp::send_with_fd(ctx.sync_fd, listener.get(), "S");
+}
+
+bool seccomp_early(const InitContext& ctx) {
+  return ctx.seccomp && (!ctx.spec->process->no_new_privileges || ctx.seccomp->has_listener());
+}
+
 struct PreparedExec {
   std::string path;
   std::vector<std::string> args;
@@ -137,11 +146,13 @@ PreparedExec set_up_container(const InitContext& ctx) {
   apply_rlimits(process.rlimits);
   PreparedExec exec{find_executable(process.args.front(), process.env), process.args,
                     with_home(process.env, process.user.uid), hook_state};
+  if (ctx.seccomp && !process.no_new_privileges) load_seccomp(ctx);
   switch_user_and_capabilities(process.user, ctx.capabilities);
   enter_working_directory(process.cwd);
   apply_no_new_privileges(process.no_new_privileges);
   ::umask(process.user.umask.value_or(022));
   seal_file_descriptors(ctx.preserve_fds);
+  if (ctx.seccomp && process.no_new_privileges && ctx.seccomp->has_listener()) load_seccomp(ctx);
   return exec;
 }
 
@@ -162,6 +173,7 @@ void run_container_init(const InitContext& ctx) noexcept {
       run_hooks(ctx.spec->hooks->start_container, "startContainer", exec.hook_state);
     auto argv = as_argv(exec.args);
     auto envp = as_argv(exec.env);
+    if (ctx.seccomp && !seccomp_early(ctx)) seccomp::load(*ctx.seccomp);
     ::execve(exec.path.c_str(), argv.data(), envp.data());
     std::string message = "exec " + exec.path + ": " + std::strerror(errno) + "\n";
     ssize_t ignored = ::write(STDERR_FILENO, message.data(), message.size());

@@ -12,8 +12,8 @@ namespace {
 class Exec : public RuntimeTest {
  protected:
   // A running container whose init sleeps; returns its id and host pid.
-  std::string start_sleeper(int* pid_out) {
-    std::string id = create_container({"sleep", "120"});
+  std::string start_sleeper(int* pid_out, const ConfigEdit& edit = {}) {
+    std::string id = create_container({"sleep", "120"}, edit);
     ProcResult started = runtime({"start", id});
     EXPECT_EQ(started.status, 0) << started.describe();
     auto st = state(id);
@@ -95,6 +95,23 @@ TEST_F(Exec, FailsClearlyForAMissingCommandOrAStoppedContainer) {
   EXPECT_EQ(wait_for_status(id, "stopped"), "stopped");
   ProcResult stopped = runtime({"exec", id, "true"});
   EXPECT_NE(stopped.status, 0);
+}
+
+TEST_F(Exec, TheContainersSeccompFilterAppliesToExecdProcesses) {
+  int pid = 0;
+  std::string id = start_sleeper(&pid, [](Json& c) {
+    c["mounts"].push_back({{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"}});
+    c["linux"]["seccomp"] = {
+        {"defaultAction", "SCMP_ACT_ALLOW"},
+        {"architectures", {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}},
+        {"syscalls",
+         {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 42}}}}};
+  });
+  ProcResult r = runtime(
+      {"exec", id, "sh", "-c", "mkdir /tmp/x || echo denied; grep Seccomp: /proc/self/status"});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_NE(r.out.find("denied"), std::string::npos) << r.describe();
+  EXPECT_NE(r.out.find("Seccomp:\t2"), std::string::npos) << r.describe();
 }
 
 }  // namespace
