@@ -10,20 +10,20 @@
 
 namespace barge::image {
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
-    throw_error("sha256: cannot initialise OpenSSL digest");
+// nettle (linked statically) rather than libcrypto: every barge command, container starts
+// included, would otherwise pay for loading and relocating libcrypto.
+Sha256::Sha256() {
+  sha256_init(&ctx_);
 }
 
 void Sha256::update(const void* data, size_t size) {
-  if (size > 0 && EVP_DigestUpdate(ctx_.get(), data, size) != 1)
-    throw_error("sha256: update failed");
+  if (size > 0) sha256_update(&ctx_, size, static_cast<const uint8_t*>(data));
 }
 
 std::string Sha256::digest() {
-  unsigned char raw[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx_.get(), raw, &length) != 1) throw_error("sha256: final failed");
+  uint8_t raw[SHA256_DIGEST_SIZE];
+  unsigned int length = SHA256_DIGEST_SIZE;
+  sha256_digest(&ctx_, SHA256_DIGEST_SIZE, raw);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "sha256:";
   for (unsigned int i = 0; i < length; ++i) {

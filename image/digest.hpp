@@ -1,7 +1,7 @@
 // sha256 digests in OCI form ("sha256:<64 hex>"), computed while streaming.
 #pragma once
 
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 
 #include <memory>
 #include <span>
@@ -19,10 +19,7 @@ class Sha256 {
   std::string digest();
 
  private:
-  struct Free {
-    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-  };
-  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
+  sha256_ctx ctx_{};
 };
 
 std::string sha256_of(std::string_view data);

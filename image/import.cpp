@@ -17,6 +17,7 @@
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
+#include "image/compression.hpp"
 #include "image/digest.hpp"
 #include "image/import_internal.hpp"
 #include "image/unpack.hpp"
@@ -95,7 +96,7 @@ std::vector<std::string> split_path(std::string_view path) {
 void stage_archive(const std::string& path, const std::string& dir) {
   std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
   archive_read_support_format_tar(a.get());
-  archive_read_support_filter_all(a.get());
+  support_compressions(a.get());
   if (archive_read_open_filename(a.get(), path.c_str(), 1 << 20) != ARCHIVE_OK)
     throw_error("open " + path + ": " + archive_error_string(a.get()));
   UniqueFd root = open_or_throw(dir, O_RDONLY | O_DIRECTORY);

@@ -18,6 +18,7 @@
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
+#include "image/compression.hpp"
 #include "image/digest.hpp"
 #include "runtime/rootfs.hpp"
 
@@ -361,7 +362,7 @@ void Extractor::finish() {
 std::string unpack_layer(int blob_fd, const std::string& dir, const UnpackOptions& options) {
   UniqueFd root = open_or_throw(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   ArchivePtr outer = new_archive();
-  archive_read_support_filter_all(outer.get());
+  support_compressions(outer.get());
   archive_read_support_format_raw(outer.get());
   if (archive_read_open_fd(outer.get(), blob_fd, 1 << 20) != ARCHIVE_OK)
     throw_archive(outer.get(), "open layer");

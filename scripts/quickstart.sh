@@ -20,7 +20,8 @@ packages=(
   libgtest-dev libgmock-dev                             # tests
   busybox-static file                                   # tests/make-rootfs.sh
   runc crun jq hyperfine util-linux                     # oracle runtime, benchmarks
-  libarchive-dev libssl-dev zstd python3 umoci iproute2  # images (unpack, digests, test builders, oracle), netns tests
+  libarchive-dev nettle-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev  # images: static libarchive + nettle, codecs
+  zstd python3 umoci iproute2                           # image test builders, oracle, netns tests
 )
 
 say() { printf '\n==> %s\n' "$*"; }
