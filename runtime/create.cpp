@@ -17,6 +17,7 @@
 #include "common/file.hpp"
 #include "common/log.hpp"
 #include "common/syscalls.hpp"
+#include "common/time.hpp"
 #include "runtime/bootstrap.hpp"
 #include "runtime/container.hpp"
 #include "runtime/create_internal.hpp"
@@ -32,20 +33,6 @@ std::string absolute_path(const std::string& path, const std::string& what) {
   char resolved[PATH_MAX];
   if (::realpath(path.c_str(), resolved) == nullptr) throw_errno(what + ": " + path);
   return resolved;
-}
-
-std::string rfc3339_now() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto nanos =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() %
-      1000000000;
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%09lldZ", static_cast<long long>(nanos));
-  return buf;
 }
 
 // Everything decided from the config before anything is created on the host.

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/fd.hpp"
+#include "common/fd_passing.hpp"
 #include "runtime/spec.hpp"
 
 namespace barge::seccomp {
@@ -71,12 +72,9 @@ bool needs_listener(const spec::Seccomp& config);
 void send_listener(int listener_fd, const std::string& listener_path, const std::string& metadata,
                    const std::string& state_json, pid_t pid);
 
-// One message with one fd attached (SCM_RIGHTS) on a connected AF_UNIX socket; for passing
-// the listener fd from the container init to the parent over the sync socket.
-void send_with_fd(int socket_fd, int fd, std::string_view payload);
-// Receives such a message; the fd is invalid when none was attached. Empty payload and no fd
-// at EOF.
-std::pair<std::string, UniqueFd> receive_with_fd(int socket_fd);
+// Passing the listener fd from the container init to the parent over the sync socket.
+using barge::receive_with_fd;
+using barge::send_with_fd;
 
 // The profile `barge spec` writes, as the JSON text of linux.seccomp: a Docker/containerd-
 // style allow list for a container without CAP_SYS_ADMIN, for the host's architecture family.

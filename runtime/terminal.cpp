@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "common/error.hpp"
+#include "common/fd_passing.hpp"
 
 namespace barge::runtime {
 
@@ -28,43 +29,15 @@ UniqueFd connect_console_socket(const std::string& path) {
 }
 
 void send_fd(int socket_fd, int fd, const std::string& name) {
-  std::string payload = name.empty() ? std::string("pty") : name;
-  iovec iov{payload.data(), payload.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  while (::sendmsg(socket_fd, &msg, MSG_NOSIGNAL) < 0) {
-    if (errno != EINTR) throw_errno("--console-socket: send pty master");
-  }
+  with_context("--console-socket: send pty master",
+               [&] { send_with_fd(socket_fd, fd, name.empty() ? "pty" : name); });
 }
 
 UniqueFd receive_fd(int socket_fd) {
-  char payload[256];
-  iovec iov{payload, sizeof payload};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(socket_fd, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) throw_errno("receive pty master");
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) throw Error("receive pty master: no fd");
-  int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-  return UniqueFd(fd);
+  UniqueFd fd =
+      with_context("receive pty master", [&] { return receive_with_fd(socket_fd).second; });
+  if (!fd) throw Error("receive pty master: no fd in the message");
+  return fd;
 }
 
 namespace {
