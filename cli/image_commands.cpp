@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/table.hpp"
 #include "image/image.hpp"
 
 namespace barge::cli {
@@ -19,23 +20,14 @@ std::string short_id(const std::string& digest) {
 }
 
 void print_table(const std::vector<image::ImageRecord>& records) {
-  std::vector<std::array<std::string, 5>> rows = {{"NAME", "ID", "PLATFORM", "LAYERS", "IMPORTED"}};
+  std::vector<std::vector<std::string>> rows = {{"NAME", "ID", "PLATFORM", "LAYERS", "IMPORTED"}};
   for (const auto& r : records) {
     std::vector<std::string> names = r.names.empty() ? std::vector<std::string>{"<none>"} : r.names;
     for (const auto& name : names)
       rows.push_back(
           {name, short_id(r.digest), r.platform, std::to_string(r.layers.size()), r.imported});
   }
-  std::array<size_t, 5> widths{};
-  for (const auto& row : rows)
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) {
-      std::cout << row[i];
-      if (i + 1 < row.size()) std::cout << std::string(widths[i] - row[i].size() + 3, ' ');
-    }
-    std::cout << "\n";
-  }
+  print_columns(rows);
 }
 
 nlohmann::json record_json(const image::ImageRecord& r) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/table.hpp"
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "runtime/spec.hpp"
@@ -22,7 +23,7 @@ std::string owner_of(const std::string& path) {
 }
 
 void print_table(const std::vector<runtime::ContainerInfo>& infos, const std::string& root) {
-  std::vector<std::array<std::string, 6>> rows = {
+  std::vector<std::vector<std::string>> rows = {
       {"ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"}};
   for (const auto& info : infos) {
     bool alive = info.status != runtime::Status::stopped;
@@ -30,16 +31,7 @@ void print_table(const std::vector<runtime::ContainerInfo>& infos, const std::st
                     runtime::status_name(info.status), info.state.bundle, info.state.created,
                     owner_of(root + "/" + info.state.id)});
   }
-  std::array<size_t, 6> widths{};
-  for (const auto& row : rows)
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) {
-      std::cout << row[i];
-      if (i + 1 < row.size()) std::cout << std::string(widths[i] - row[i].size() + 3, ' ');
-    }
-    std::cout << "\n";
-  }
+  print_columns(rows);
 }
 
 void print_json(const std::vector<runtime::ContainerInfo>& infos, const std::string& root) {
