@@ -10,6 +10,7 @@
 #include "cli/table.hpp"
 #include "common/error.hpp"
 #include "common/file.hpp"
+#include "runtime/features.hpp"
 #include "runtime/spec.hpp"
 
 namespace barge::cli {
@@ -100,9 +101,21 @@ void add_spec(CLI::App& app, Context& ctx) {
   });
 }
 
+void add_features(CLI::App& app, Context& ctx) {
+  auto* cmd =
+      app.add_subcommand("features", "print what this runtime supports (runtime-spec features.md)");
+  cmd->callback([&ctx] {
+    ctx.action = [] {
+      std::cout << runtime::features_json() << "\n";
+      return 0;
+    };
+  });
+}
+
 }  // namespace
 
 void add_info_commands(CLI::App& app, Context& context) {
+  add_features(app, context);
   add_state(app, context);
   add_list(app, context);
   add_spec(app, context);

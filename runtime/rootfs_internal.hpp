@@ -32,6 +32,8 @@ struct MountOptions {
 };
 
 MountOptions parse_mount_options(std::span<const std::string> options);
+// Every option name parse_mount_options understands as a flag (for `barge features`).
+std::vector<std::string> known_mount_options();
 // "rslave" -> MS_SLAVE|MS_REC ...; nullopt for anything that is not a propagation name.
 std::optional<unsigned long> parse_propagation(std::string_view name);
 // MOUNT_ATTR_* equivalents of the per-mount MS_* bits (ro nosuid nodev noexec atime nodiratime).

@@ -1,6 +1,7 @@
 // Pure parsing for the rootfs code: spec mount options and /proc/self/mountinfo.
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -104,6 +105,11 @@ constexpr std::array kRecursiveAtimeOptions{
     RecursiveAtimeOption{"rstrictatime", MOUNT_ATTR_STRICTATIME},
     RecursiveAtimeOption{"rnostrictatime", MOUNT_ATTR_RELATIME},
 };
+
+template <typename Table>
+void append_names(const Table& table, std::vector<std::string>& names) {
+  for (const auto& entry : table) names.emplace_back(entry.name);
+}
 
 template <typename Table>
 auto find_option(const Table& table, std::string_view name) -> const typename Table::value_type* {
@@ -255,6 +261,16 @@ std::vector<MountInfo> parse_mountinfo(std::string_view text) {
 
 std::vector<MountInfo> read_mountinfo() {
   return parse_mountinfo(read_file("/proc/self/mountinfo"));
+}
+
+std::vector<std::string> known_mount_options() {
+  std::vector<std::string> names;
+  append_names(kFlagOptions, names);
+  append_names(kPropagationOptions, names);
+  append_names(kRecursiveOptions, names);
+  append_names(kRecursiveAtimeOptions, names);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace barge::rootfs::detail
