@@ -47,11 +47,7 @@ struct Plan {
 };
 
 void check_process(const spec::Spec& spec, const CreateOptions& options) {
-  const auto& process = *spec.process;
-  for (size_t i = 0; i < process.rlimits.size(); ++i)
-    if (rlimit_resource(process.rlimits[i].type) < 0)
-      throw Error("process.rlimits[" + std::to_string(i) + "].type: unknown rlimit \"" +
-                  process.rlimits[i].type + "\"");
+  const auto& process = *spec.process;  // rlimit names were checked by spec::validate
   if (process.terminal && options.console_socket.empty() && options.console_fd < 0)
     throw Error("process.terminal: cannot allocate a terminal without --console-socket");
   if (options.preserve_fds < 0) throw Error("--preserve-fds: must not be negative");
@@ -186,18 +182,18 @@ void run_runtime_hooks(int sync_fd, const spec::Spec& spec, const ContainerState
   sync::send(sync_fd, sync::Message::hooks_done, state_json);
 }
 
+// SCMP_ACT_NOTIFY: the agent at listenerPath gets the init's listener fd and the state.
+void send_seccomp_listener(int listener_fd, const spec::Spec& spec, const ContainerState& state) {
+  if (listener_fd < 0) throw Error("sync: seccomp listener message without an fd");
+  const auto& config = *spec.linux->seccomp;
+  seccomp::send_listener(listener_fd, config.listener_path, config.listener_metadata,
+                         to_oci_state_json(state, Status::creating), state.pid);
+}
+
 void wait_until_ready(int sync_fd, pid_t child, const spec::Spec& spec, ContainerState state) {
   state.pid = child;
   for (;;) {
-    auto [raw, fd] = seccomp::receive_with_fd(sync_fd);
-    if (!raw.empty() && raw[0] == 'S') {
-      const auto& config = *spec.linux->seccomp;
-      seccomp::send_listener(fd.get(), config.listener_path, config.listener_metadata,
-                             to_oci_state_json(state, Status::creating), child);
-      continue;
-    }
-    std::optional<sync::Packet> packet;
-    if (!raw.empty()) packet = sync::Packet{static_cast<sync::Message>(raw[0]), raw.substr(1)};
+    auto packet = sync::receive(sync_fd);
     if (!packet) {
       int status = 0;
       ::waitpid(child, &status, 0);
@@ -210,6 +206,9 @@ void wait_until_ready(int sync_fd, pid_t child, const spec::Spec& spec, Containe
         throw Error(packet->payload);
       case sync::Message::hooks:
         run_runtime_hooks(sync_fd, spec, state);
+        break;
+      case sync::Message::seccomp_listener:
+        send_seccomp_listener(packet->fd.get(), spec, state);
         break;
       default:
         throw Error("sync: unexpected message from init");

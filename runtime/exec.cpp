@@ -167,11 +167,8 @@ struct ExecChild {
     apply_no_new_privileges(process.no_new_privileges);
     ::umask(process.user.umask.value_or(022));
     seal_file_descriptors(child.preserve_fds);
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
+    auto argv = as_argv(args);
+    auto envp = as_argv(env);
     ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);  // survives execve; a detached exec outlives us
     if (plan.seccomp && process.no_new_privileges) seccomp::load(*plan.seccomp);
     ::execve(path.c_str(), argv.data(), envp.data());

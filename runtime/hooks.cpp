@@ -13,18 +13,12 @@
 #include "common/fd.hpp"
 #include "common/log.hpp"
 #include "common/syscalls.hpp"
+#include "runtime/process_setup.hpp"
 
 namespace barge::runtime {
 namespace {
 
 constexpr size_t kMaxCapturedOutput = 4096;
-
-std::vector<char*> as_argv(std::vector<std::string>& strings) {
-  std::vector<char*> argv;
-  for (auto& s : strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  return argv;
-}
 
 [[noreturn]] void exec_hook(const spec::Hook& hook, int stdin_fd, int output_fd) {
   ::setpgid(0, 0);  // its own group, so a timeout kills what the hook started too

@@ -72,14 +72,6 @@ void apply_sysctls(const spec::Spec& spec) {
   }
 }
 
-std::vector<char*> as_argv(std::vector<std::string>& strings) {
-  std::vector<char*> argv;
-  argv.reserve(strings.size() + 1);
-  for (auto& s : strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  return argv;
-}
-
 // Blocks until `barge start` opens the fifo for reading, then hands it the go-ahead byte.
 void wait_for_start(int exec_fifo_fd) {
   std::string path = "/proc/self/fd/" + std::to_string(exec_fifo_fd);
@@ -109,7 +101,7 @@ std::string run_create_hooks(const InitContext& ctx) {
 
 void load_seccomp(const InitContext& ctx) {
   UniqueFd listener(seccomp::load(*ctx.seccomp));
-  if (listener) seccomp::send_with_fd(ctx.sync_fd, listener.get(), "S");
+  if (listener) sync::send_with_fd(ctx.sync_fd, sync::Message::seccomp_listener, listener.get());
 }
 
 bool seccomp_early(const InitContext& ctx) {

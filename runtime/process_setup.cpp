@@ -177,6 +177,14 @@ std::string find_executable(const std::string& name, const std::vector<std::stri
   throw Error("exec: \"" + name + "\": executable file not found in $PATH", ENOENT);
 }
 
+std::vector<char*> as_argv(std::vector<std::string>& strings) {
+  std::vector<char*> argv;
+  argv.reserve(strings.size() + 1);
+  for (auto& s : strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  return argv;
+}
+
 std::vector<std::string> with_home(std::vector<std::string> env, uint32_t uid) {
   for (const auto& entry : env)
     if (entry.rfind("HOME=", 0) == 0) return env;

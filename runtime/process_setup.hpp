@@ -34,6 +34,8 @@ void seal_file_descriptors(int preserve_fds);
 // PATH lookup inside the (pivoted) container, like execvp but checked before exec so a missing
 // executable fails `create`. Throws `exec: "name": executable file not found in $PATH`.
 std::string find_executable(const std::string& name, const std::vector<std::string>& env);
+// The NULL-terminated char* array execve wants, pointing into strings (which must outlive it).
+std::vector<char*> as_argv(std::vector<std::string>& strings);
 // Adds HOME from the container's /etc/passwd (or "/") when env lacks it, as runc does.
 std::vector<std::string> with_home(std::vector<std::string> env, uint32_t uid);
 // chdir into cwd, creating it if needed; verifies the result is inside the container.

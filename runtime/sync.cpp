@@ -2,9 +2,8 @@
 
 #include <sys/socket.h>
 
-#include <array>
-
 #include "common/error.hpp"
+#include "common/fd_passing.hpp"
 
 namespace barge::runtime::sync {
 
@@ -22,19 +21,19 @@ void send(int fd, Message type, std::string_view payload) {
   }
 }
 
+void send_with_fd(int fd, Message type, int attached_fd) {
+  barge::send_with_fd(fd, attached_fd, std::string(1, static_cast<char>(type)));
+}
+
 std::optional<Packet> receive(int fd) {
-  std::array<char, 65536> buf{};
-  ssize_t n;
-  do {
-    n = ::recv(fd, buf.data(), buf.size(), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == ECONNRESET) return std::nullopt;
-    throw_errno("sync: receive");
+  try {
+    auto [raw, attached] = receive_with_fd(fd);
+    if (raw.empty()) return std::nullopt;  // the peer closed its end
+    return Packet{static_cast<Message>(raw[0]), raw.substr(1), std::move(attached)};
+  } catch (const Error& e) {
+    if (e.code() == ECONNRESET) return std::nullopt;
+    throw;
   }
-  if (n == 0) return std::nullopt;
-  return Packet{static_cast<Message>(buf[0]),
-                std::string(buf.data() + 1, static_cast<size_t>(n - 1))};
 }
 
 }  // namespace barge::runtime::sync
