@@ -24,6 +24,7 @@ packages=(
   zstd python3 umoci iproute2                           # image test builders, oracle, netns tests
   containerd podman conmon golang-github-containers-common  # client proof suites (issue 7)
   clang libclang-rt-14-dev                              # libFuzzer target over the config parser
+  libmnl-dev iptables                                   # network/: netlink (veth, addresses, routes), port publishing
 )
 
 say() { printf '\n==> %s\n' "$*"; }
