@@ -20,9 +20,8 @@ void add_exec_command(CLI::App& app, Context& ctx) {
   cmd->add_option("-c,--cap", options->capabilities, "add a capability (CAP_...)");
   cmd->add_flag("--no-new-privs", options->no_new_privs, "set no_new_privs");
   cmd->add_option("--preserve-fds", options->preserve_fds, "pass N extra fds (3 .. 3+N-1)");
-  std::string ignored_label, ignored_apparmor;
-  cmd->add_option("--process-label", ignored_label, "SELinux label (not supported yet)");
-  cmd->add_option("--apparmor", ignored_apparmor, "AppArmor profile (not supported yet)");
+  cmd->add_option("--process-label", options->process_label, "SELinux label of the process");
+  cmd->add_option("--apparmor", options->apparmor_profile, "AppArmor profile of the process");
   cmd->add_option("id", *id, "container id")->required();
   // Everything after the id belongs to the command, flags included (exec ID sh -c ...).
   cmd->prefix_command();

@@ -22,6 +22,7 @@
 #include "runtime/container.hpp"
 #include "runtime/create_internal.hpp"
 #include "runtime/hooks.hpp"
+#include "runtime/lsm.hpp"
 #include "runtime/seccomp.hpp"
 #include "runtime/sync.hpp"
 #include "runtime/terminal.hpp"
@@ -51,6 +52,11 @@ void check_process(const spec::Spec& spec, const CreateOptions& options) {
   if (process.terminal && options.console_socket.empty() && options.console_fd < 0)
     throw Error("process.terminal: cannot allocate a terminal without --console-socket");
   if (options.preserve_fds < 0) throw Error("--preserve-fds: must not be negative");
+  lsm::require_support(process, spec.linux->mount_label);
+  if (spec.linux->intel_rdt)
+    throw Error("linux.intelRdt: Intel RDT (resctrl) is not supported by barge");
+  if (!spec.linux->net_devices.empty())
+    throw Error("linux.netDevices: moving host network devices is not supported yet");
 }
 
 Plan make_plan(const std::string& id, const CreateOptions& options) {
@@ -142,22 +148,6 @@ pid_t clone_init(const Plan& plan, int cgroup_fd) {
   }
   if (pid < 0) throw_errno("clone container init");
   return static_cast<pid_t>(pid);
-}
-
-std::string id_map_text(const std::vector<spec::IdMapping>& mappings) {
-  std::string text;
-  for (const auto& m : mappings)
-    text += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " +
-            std::to_string(m.size) + "\n";
-  return text;
-}
-
-void write_id_maps(pid_t pid, const spec::Linux& linux_config) {
-  std::string proc = "/proc/" + std::to_string(pid);
-  with_context("linux.uidMappings",
-               [&] { write_file(proc + "/uid_map", id_map_text(linux_config.uid_mappings)); });
-  with_context("linux.gidMappings",
-               [&] { write_file(proc + "/gid_map", id_map_text(linux_config.gid_mappings)); });
 }
 
 std::string describe_exit(int status) {
@@ -283,7 +273,11 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
                     .new_user_ns = plan.namespaces.creates(CLONE_NEWUSER),
                     .new_net_ns = plan.namespaces.creates(CLONE_NEWNET),
                     .new_cgroup_ns = plan.namespaces.creates(CLONE_NEWCGROUP),
-                    .cgroup_path = plan.cgroup_path};
+                    .cgroup_path = plan.cgroup_path,
+                    .mount_label = plan.spec.linux->mount_label};
+  auto idmapped_trees = rootfs::prepare_idmapped_mounts(plan.spec, context.rootfs);
+  for (const auto& [index, tree] : idmapped_trees)
+    context.rootfs.idmapped_trees[index] = tree.get();
   context.capabilities = plan.capabilities;
   context.sync_fd = child_end.get();
   context.exec_fifo_fd = exec_fifo.get();
@@ -304,7 +298,8 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   rollback.track_child(pid);
   child_end.reset();
 
-  if (plan.namespaces.creates(CLONE_NEWUSER)) write_id_maps(pid, *plan.spec.linux);
+  if (plan.namespaces.creates(CLONE_NEWUSER))
+    write_id_maps(pid, plan.spec.linux->uid_mappings, plan.spec.linux->gid_mappings, "linux");
   if (!cgroup_fd) cgroup.add_process(pid);
   sync::send(parent_end.get(), sync::Message::go);
   wait_until_ready(parent_end.get(), pid, plan.spec, state);

@@ -21,6 +21,7 @@
 #include "common/file.hpp"
 #include "common/syscalls.hpp"
 #include "runtime/foreground.hpp"
+#include "runtime/lsm.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/process_setup.hpp"
 #include "runtime/seccomp.hpp"
@@ -39,6 +40,7 @@ struct ExecPlan {
   CapabilitySets capabilities;
   std::string cgroup_path;
   std::optional<seccomp::Filter> seccomp;  // the container's filter applies to exec'd processes
+  std::optional<spec::Personality> personality;
 };
 
 const char* proc_ns_name(const std::string& type) {
@@ -86,9 +88,18 @@ void add_capabilities(spec::Process& process, const std::vector<std::string>& ca
   }
 }
 
+void apply_label_options(spec::Process& process, const ExecOptions& options) {
+  if (!options.apparmor_profile.empty()) process.apparmor_profile = options.apparmor_profile;
+  if (!options.process_label.empty()) process.selinux_label = options.process_label;
+}
+
 spec::Process build_process(const spec::Spec& config, const ExecOptions& options) {
-  if (!options.process_file.empty())
-    return with_context("--process", [&] { return process_from_file(options.process_file); });
+  if (!options.process_file.empty()) {
+    auto process =
+        with_context("--process", [&] { return process_from_file(options.process_file); });
+    apply_label_options(process, options);
+    return process;
+  }
   if (options.args.empty()) throw Error("exec: no command given (args or --process)");
   spec::Process process = config.process.value_or(spec::Process{});
   process.args = options.args;
@@ -100,6 +111,7 @@ spec::Process build_process(const spec::Spec& config, const ExecOptions& options
   if (!options.additional_gids.empty()) process.user.additional_gids = options.additional_gids;
   add_capabilities(process, options.capabilities);
   if (options.no_new_privs) process.no_new_privileges = true;
+  apply_label_options(process, options);
   return process;
 }
 
@@ -155,24 +167,17 @@ struct ExecChild {
     }
     const spec::Process& process = plan.process;
     if (child.console_fd >= 0) set_up_terminal(child.console_fd, process.console_size, false);
-    apply_oom_score_adj(process.oom_score_adj);
-    apply_rlimits(process.rlimits);
-    std::string path = find_executable(process.args.front(), process.env);
-    std::vector<std::string> args = process.args;
-    std::vector<std::string> env = with_home(process.env, process.user.uid);
-    // Without no_new_privs loading needs CAP_SYS_ADMIN, so it happens before dropping it.
-    if (plan.seccomp && !process.no_new_privileges) seccomp::load(*plan.seccomp);
-    switch_user_and_capabilities(process.user, plan.capabilities);
-    enter_working_directory(process.cwd);
-    apply_no_new_privileges(process.no_new_privileges);
-    ::umask(process.user.umask.value_or(022));
-    seal_file_descriptors(child.preserve_fds);
-    auto argv = as_argv(args);
-    auto envp = as_argv(env);
+    ProcessSetup setup;
+    setup.process = &process;
+    setup.capabilities = &plan.capabilities;
+    setup.seccomp = plan.seccomp ? &*plan.seccomp : nullptr;
+    setup.personality = plan.personality ? &*plan.personality : nullptr;
+    setup.preserve_fds = child.preserve_fds;
+    PreparedProcess prepared = prepare_process(setup);
+    if (process.exec_cpu_affinity)
+      apply_cpu_affinity(process.exec_cpu_affinity->final_, "process.execCPUAffinity.final");
     ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);  // survives execve; a detached exec outlives us
-    if (plan.seccomp && process.no_new_privileges) seccomp::load(*plan.seccomp);
-    ::execve(path.c_str(), argv.data(), envp.data());
-    throw_errno("exec " + path);
+    exec_prepared(prepared);
   } catch (const std::exception& e) {
     try {
       sync::send(child.sync_fd, sync::Message::error, e.what());
@@ -228,6 +233,8 @@ int exec(const GlobalOptions& global, const std::string& id, const ExecOptions& 
   if (plan.process.terminal && options.console_socket.empty() && options.detach)
     throw Error("--tty: cannot allocate a terminal for a detached exec without --console-socket");
   plan.capabilities = resolve_capabilities(plan.process.capabilities);
+  lsm::require_support(plan.process, "");
+  plan.personality = config.linux->personality;
   if (config.linux->seccomp) {
     plan.seccomp = seccomp::compile(*config.linux->seccomp);
     // The notify listener belongs to the container's init; exec'd processes get no agent.
@@ -252,6 +259,8 @@ int exec(const GlobalOptions& global, const std::string& id, const ExecOptions& 
       console = std::move(relay_pair.second);
     }
   }
+  if (plan.process.exec_cpu_affinity)
+    apply_cpu_affinity(plan.process.exec_cpu_affinity->initial, "process.execCPUAffinity.initial");
   auto [parent_end, child_end] = sync::make_pair();
   ExecChild child{&plan, child_end.get(), console.get(), options.preserve_fds};
   pid_t pid = clone_exec_child(plan, cgroup, child, parent_end.get());

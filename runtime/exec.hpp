@@ -24,6 +24,8 @@ struct ExecOptions {
   std::vector<std::string> capabilities;  // added to every set
   bool no_new_privs = false;
   int preserve_fds = 0;
+  std::string process_label;     // --process-label: SELinux label
+  std::string apparmor_profile;  // --apparmor
 };
 
 // Returns the exec'd process's exit code in the foreground (128+signal when killed), 0 detached.

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
+#include "runtime/lsm.hpp"
 #include "runtime/rootfs_internal.hpp"
 #include "runtime/spec.hpp"
 
@@ -76,10 +77,10 @@ std::string features_json() {
            {"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
             "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"}},
           {"archs", seccomp_architectures()}}},
-        {"apparmor", {{"enabled", false}}},
-        {"selinux", {{"enabled", false}}},
+        {"apparmor", {{"enabled", lsm::apparmor_enabled()}}},
+        {"selinux", {{"enabled", lsm::selinux_enabled()}}},
         {"intelRdt", {{"enabled", false}}},
-        {"mountExtensions", {{"idmap", {{"enabled", false}}}}}}},
+        {"mountExtensions", {{"idmap", {{"enabled", true}}}}}}},
       {"annotations",
        {{"io.github.seccomp.libseccomp.version", seccomp_version},
         {"org.opencontainers.runtime.barge.version", BARGE_VERSION}}}};

@@ -99,23 +99,12 @@ std::string run_create_hooks(const InitContext& ctx) {
   return reply->payload;
 }
 
-void load_seccomp(const InitContext& ctx) {
-  UniqueFd listener(seccomp::load(*ctx.seccomp));
-  if (listener) sync::send_with_fd(ctx.sync_fd, sync::Message::seccomp_listener, listener.get());
-}
-
-bool seccomp_early(const InitContext& ctx) {
-  return ctx.seccomp && (!ctx.spec->process->no_new_privileges || ctx.seccomp->has_listener());
-}
-
-struct PreparedExec {
-  std::string path;
-  std::vector<std::string> args;
-  std::vector<std::string> env;
+struct InitSetup {
+  PreparedProcess process;
   std::string hook_state;  // state JSON for startContainer hooks
 };
 
-PreparedExec set_up_container(const InitContext& ctx) {
+InitSetup set_up_container(const InitContext& ctx) {
   const spec::Spec& spec = *ctx.spec;
   const spec::Process& process = *spec.process;
   enter_namespaces(*ctx.namespaces);
@@ -134,43 +123,45 @@ PreparedExec set_up_container(const InitContext& ctx) {
     ::close(ctx.console_socket_fd);
   }
   rootfs::finalize(spec);
-  apply_oom_score_adj(process.oom_score_adj);
-  apply_rlimits(process.rlimits);
-  PreparedExec exec{find_executable(process.args.front(), process.env), process.args,
-                    with_home(process.env, process.user.uid), hook_state};
-  if (ctx.seccomp && !process.no_new_privileges) load_seccomp(ctx);
-  switch_user_and_capabilities(process.user, ctx.capabilities);
-  enter_working_directory(process.cwd);
-  apply_no_new_privileges(process.no_new_privileges);
-  ::umask(process.user.umask.value_or(022));
-  seal_file_descriptors(ctx.preserve_fds);
-  if (ctx.seccomp && process.no_new_privileges && ctx.seccomp->has_listener()) load_seccomp(ctx);
-  return exec;
+  ProcessSetup setup;
+  setup.process = &process;
+  setup.capabilities = &ctx.capabilities;
+  setup.seccomp = ctx.seccomp;
+  setup.personality = spec.linux && spec.linux->personality ? &*spec.linux->personality : nullptr;
+  setup.preserve_fds = ctx.preserve_fds;
+  setup.hand_over_listener = [&](int listener) {
+    sync::send_with_fd(ctx.sync_fd, sync::Message::seccomp_listener, listener);
+  };
+  return {prepare_process(setup), hook_state};
 }
 
 }  // namespace
 
 void run_container_init(const InitContext& ctx) noexcept {
   try {
+    // Non-dumpable until execve (which resets it): container processes cannot open our
+    // /proc/PID/exe, the barge binary, while we sit in their namespaces (CVE-2019-5736).
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);  // `run` blocks signals it forwards
     wait_for_go(ctx.sync_fd);
-    PreparedExec exec = set_up_container(ctx);
+    InitSetup setup = set_up_container(ctx);
     ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     sync::send(ctx.sync_fd, sync::Message::ready);
     if (ctx.exec_fifo_fd >= 0) wait_for_start(ctx.exec_fifo_fd);
     if (ctx.spec->hooks)
-      run_hooks(ctx.spec->hooks->start_container, "startContainer", exec.hook_state);
-    auto argv = as_argv(exec.args);
-    auto envp = as_argv(exec.env);
-    if (ctx.seccomp && !seccomp_early(ctx)) seccomp::load(*ctx.seccomp);
-    ::execve(exec.path.c_str(), argv.data(), envp.data());
-    std::string message = "exec " + exec.path + ": " + std::strerror(errno) + "\n";
-    ssize_t ignored = ::write(STDERR_FILENO, message.data(), message.size());
-    (void)ignored;
-    ::_exit(127);
+      run_hooks(ctx.spec->hooks->start_container, "startContainer", setup.hook_state);
+    try {
+      exec_prepared(setup.process);
+    } catch (const std::exception& e) {
+      // After READY nobody listens on the channel: the container's stderr is all that's left.
+      std::string message = std::string(e.what()) + "\n";
+      ssize_t ignored = ::write(STDERR_FILENO, message.data(), message.size());
+      (void)ignored;
+      ::_exit(127);
+    }
   } catch (const std::exception& e) {
     try {
       sync::send(ctx.sync_fd, sync::Message::error, e.what());

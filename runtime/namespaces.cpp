@@ -2,10 +2,15 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 
 #include "common/error.hpp"
+#include "common/file.hpp"
 
 namespace barge::runtime {
 
@@ -51,6 +56,59 @@ NamespacePlan plan_namespaces(const spec::Spec& spec) {
 
 void join_namespace(const NamespaceJoin& join) {
   if (::setns(join.fd.get(), join.clone_flag) != 0) throw_errno("join " + join.type + " namespace");
+}
+
+namespace {
+
+std::string id_map_text(const std::vector<spec::IdMapping>& mappings) {
+  std::string text;
+  for (const auto& m : mappings)
+    text += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " +
+            std::to_string(m.size) + "\n";
+  return text;
+}
+
+}  // namespace
+
+void write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,
+                   const std::vector<spec::IdMapping>& gids, const std::string& field) {
+  std::string proc = "/proc/" + std::to_string(pid);
+  with_context(field + ".uidMappings", [&] { write_file(proc + "/uid_map", id_map_text(uids)); });
+  with_context(field + ".gidMappings", [&] { write_file(proc + "/gid_map", id_map_text(gids)); });
+}
+
+UniqueFd make_user_namespace(const std::vector<spec::IdMapping>& uids,
+                             const std::vector<spec::IdMapping>& gids, const std::string& field) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_errno("pipe");
+  UniqueFd read_end(pipe_fds[0]);
+  UniqueFd write_end(pipe_fds[1]);
+  long pid = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  if (pid < 0) throw_errno("clone a user namespace for " + field);
+  if (pid == 0) {
+    // Holds the namespace alive until the parent has its fd; never runs anything else.
+    char byte = 0;
+    write_end.reset();
+    ssize_t ignored = ::read(read_end.get(), &byte, 1);
+    (void)ignored;
+    ::_exit(0);
+  }
+  read_end.reset();
+  auto reap = [&] {
+    write_end.reset();
+    ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
+  };
+  try {
+    write_id_maps(static_cast<pid_t>(pid), uids, gids, field);
+    std::string path = "/proc/" + std::to_string(pid) + "/ns/user";
+    UniqueFd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) throw_errno("open " + path);
+    reap();
+    return ns;
+  } catch (...) {
+    reap();
+    throw;
+  }
 }
 
 }  // namespace barge::runtime

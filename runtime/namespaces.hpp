@@ -29,4 +29,13 @@ NamespacePlan plan_namespaces(const spec::Spec& spec);
 // setns into one joined namespace; the error names the type.
 void join_namespace(const NamespaceJoin& join);
 
+// Writes /proc/<pid>/uid_map and gid_map (field names the JSON path prefix for errors, e.g.
+// "linux" -> "linux.uidMappings").
+void write_id_maps(pid_t pid, const std::vector<spec::IdMapping>& uids,
+                   const std::vector<spec::IdMapping>& gids, const std::string& field);
+// A user namespace holding only these mappings (for MOUNT_ATTR_IDMAP): a short-lived child
+// creates it, the parent writes the maps and keeps an fd to it.
+UniqueFd make_user_namespace(const std::vector<spec::IdMapping>& uids,
+                             const std::vector<spec::IdMapping>& gids, const std::string& field);
+
 }  // namespace barge::runtime

@@ -15,8 +15,10 @@
 #include <utility>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "common/file.hpp"
 #include "common/syscalls.hpp"
+#include "runtime/lsm.hpp"
 
 namespace barge::runtime {
 namespace {
@@ -216,6 +218,50 @@ void enter_working_directory(const std::string& cwd) {
   char buf[4096];
   if (::getcwd(buf, sizeof buf) == nullptr || buf[0] != '/')
     throw Error("process.cwd: working directory " + target + " is outside the container");
+}
+
+namespace {
+
+void load_filter(const ProcessSetup& setup) {
+  UniqueFd listener(seccomp::load(*setup.seccomp));
+  if (listener) setup.hand_over_listener(listener.get());
+}
+
+}  // namespace
+
+PreparedProcess prepare_process(const ProcessSetup& setup) {
+  const spec::Process& process = *setup.process;
+  apply_oom_score_adj(process.oom_score_adj);
+  apply_rlimits(process.rlimits);
+  if (process.scheduler) apply_scheduler(*process.scheduler);
+  if (process.io_priority) apply_io_priority(*process.io_priority);
+  if (setup.personality) apply_personality(*setup.personality);
+  PreparedProcess prepared{find_executable(process.args.front(), process.env), process.args,
+                           with_home(process.env, process.user.uid), nullptr};
+  lsm::set_exec_labels(process);
+  const seccomp::Filter* filter = setup.seccomp;
+  if (filter && !process.no_new_privileges) load_filter(setup);
+  switch_user_and_capabilities(process.user, *setup.capabilities);
+  enter_working_directory(process.cwd);
+  apply_no_new_privileges(process.no_new_privileges);
+  ::umask(process.user.umask.value_or(022));
+  seal_file_descriptors(setup.preserve_fds);
+  if (filter && process.no_new_privileges) {
+    if (filter->has_listener()) {
+      load_filter(setup);
+    } else {
+      prepared.late_seccomp = filter;
+    }
+  }
+  return prepared;
+}
+
+void exec_prepared(PreparedProcess& prepared) {
+  auto argv = as_argv(prepared.args);
+  auto envp = as_argv(prepared.env);
+  if (prepared.late_seccomp) seccomp::load(*prepared.late_seccomp);
+  ::execve(prepared.path.c_str(), argv.data(), envp.data());
+  throw_errno("exec " + prepared.path);
 }
 
 }  // namespace barge::runtime

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 
 #include "common/fd.hpp"
@@ -18,10 +19,18 @@ struct Options {
   bool new_net_ns = true;    // sysfs can only be mounted fresh with its own network namespace
   bool new_cgroup_ns = true;
   std::string cgroup_path;  // the container's cgroup ("/barge/ID"), for `cgroup` mounts on v1
+  std::string mount_label;  // linux.mountLabel: SELinux context of tmpfs/devpts mounts
   // Runs after every mount and /dev are in place, before pivot_root, with the host's paths still
   // visible: where the runtime-spec wants createContainer hooks. Tests use it to inspect mounts.
   std::function<void()> before_pivot;
+  // mounts[] index -> detached id-mapped bind tree (an fd the parent made before the clone).
+  std::map<size_t, int> idmapped_trees;
 };
+
+// Parent side, as the host's root before the init exists: a detached bind tree for every mounts[]
+// entry with uidMappings/gidMappings, id-mapped with MOUNT_ATTR_IDMAP. Only the host's root may
+// id-map a host filesystem, so an init inside a user namespace could not do it itself.
+std::map<size_t, UniqueFd> prepare_idmapped_mounts(const spec::Spec& spec, const Options& options);
 
 // Step 1 (in the container's mount namespace, as root of it): set root propagation, bind the
 // rootfs onto itself, mount every spec.mounts[] entry in order, /dev (tmpfs + default devices,

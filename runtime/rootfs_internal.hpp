@@ -67,6 +67,8 @@ std::string fd_path(int fd);
 
 // ---- mounting (rootfs_mounts.cpp) ----
 
+// A mount source as a host path: relative sources resolve against the bundle.
+std::string absolute_source(const std::string& source, const Options& options);
 // Mounts every spec.mounts[] entry under rootfd, in order.
 void mount_all(int rootfd, const spec::Spec& spec, const Options& options);
 // Clones source (a host path, or "" with source_fd) as a detached mount tree, applies the MS_*

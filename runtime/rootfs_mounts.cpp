@@ -21,6 +21,8 @@
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
+#include "runtime/lsm.hpp"
+#include "runtime/namespaces.hpp"
 #include "runtime/rootfs_internal.hpp"
 
 namespace barge::rootfs::detail {
@@ -96,12 +98,6 @@ void mount_new_fs(const std::string& source, int target_fd, const std::string& t
     throw_errno("mount " + type);
 }
 
-std::string absolute_source(const std::string& source, const Options& options) {
-  if (!source.empty() && source.front() == '/') return source;
-  return options.bundle_dir + "/" + source;
-}
-
-// Bind targets take the shape of their source: a directory, or an empty file to mount over.
 UniqueFd make_bind_target(int rootfd, const std::string& source, const std::string& destination) {
   struct stat st {};
   if (::stat(source.c_str(), &st) < 0) throw_errno("stat " + source);
@@ -293,12 +289,26 @@ void mount_sysfs(const spec::Mount& m, const MountOptions& options, const Option
 
 // ---- one mount ----
 
-void mount_one(int rootfd, const spec::Mount& m, const Options& rootfs_options) {
-  if (!m.uid_mappings.empty() || !m.gid_mappings.empty())
-    throw_error("idmapped mounts are not supported");
+void attach_idmapped_tree(int tree_fd, int target_fd, const MountOptions& options) {
+  apply_bind_flags(tree_fd, options.flags);
+  apply_recursive_attrs(tree_fd, options);
+  move_mount_onto(tree_fd, target_fd);
+  apply_propagation(tree_fd, options);
+}
+
+void mount_one(int rootfd, size_t index, const spec::Mount& m, const Options& rootfs_options) {
   MountOptions options = parse_mount_options(m.options);
   if (m.type == "bind") options.flags |= MS_BIND;
 
+  if (auto tree = rootfs_options.idmapped_trees.find(index);
+      tree != rootfs_options.idmapped_trees.end()) {
+    const std::string source = absolute_source(m.source, rootfs_options);
+    UniqueFd target = make_bind_target(rootfd, source, m.destination);
+    attach_idmapped_tree(tree->second, target.get(), options);
+    return;
+  }
+  if (!m.uid_mappings.empty() || !m.gid_mappings.empty())
+    throw_error("uidMappings: id-mapped mount was not prepared");  // prepare_idmapped_mounts
   if (options.is_bind()) {
     const std::string source = absolute_source(m.source, rootfs_options);
     UniqueFd target = make_bind_target(rootfd, source, m.destination);
@@ -310,6 +320,9 @@ void mount_one(int rootfd, const spec::Mount& m, const Options& rootfs_options) 
     mount_sysfs(m, options, rootfs_options, target.get());
   else if (m.type == "cgroup")
     mount_cgroup(rootfd, m, options, rootfs_options, target.get());
+  else if (m.type == "tmpfs" || m.type == "devpts")
+    mount_new_fs(m.source, target.get(), m.type, options.flags,
+                 runtime::lsm::with_mount_label(options.data, rootfs_options.mount_label));
   else
     mount_new_fs(m.source, target.get(), m.type, options.flags, options.data);
 
@@ -324,6 +337,12 @@ void mount_one(int rootfd, const spec::Mount& m, const Options& rootfs_options) 
 
 }  // namespace
 
+std::string absolute_source(const std::string& source, const Options& options) {
+  if (!source.empty() && source.front() == '/') return source;
+  return options.bundle_dir + "/" + source;
+}
+
+// Bind targets take the shape of their source: a directory, or an empty file to mount over.
 UniqueFd clone_mount_tree(int dirfd, const std::string& path, bool recursive) {
   unsigned int flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
   if (recursive) flags |= AT_RECURSIVE;
@@ -360,9 +379,39 @@ void mount_all(int rootfd, const spec::Spec& spec, const Options& options) {
     const spec::Mount& m = spec.mounts[i];
     with_context("mounts[" + std::to_string(i) + "] (" + m.destination + ")", [&] {
       log::debug("rootfs: mount " + m.type + " " + m.source + " on " + m.destination);
-      mount_one(rootfd, m, options);
+      mount_one(rootfd, i, m, options);
     });
   }
 }
 
 }  // namespace barge::rootfs::detail
+
+namespace barge::rootfs {
+
+std::map<size_t, UniqueFd> prepare_idmapped_mounts(const spec::Spec& spec, const Options& options) {
+  std::map<size_t, UniqueFd> trees;
+  for (size_t i = 0; i < spec.mounts.size(); ++i) {
+    const spec::Mount& m = spec.mounts[i];
+    if (m.uid_mappings.empty() && m.gid_mappings.empty()) continue;
+    const std::string field = "mounts[" + std::to_string(i) + "]";
+    with_context(field + " (" + m.destination + ")", [&] {
+      if (!detail::is_bind_mount(m)) throw Error("uidMappings: only bind mounts can be id-mapped");
+      detail::MountOptions parsed = detail::parse_mount_options(m.options);
+      UniqueFd userns = runtime::make_user_namespace(m.uid_mappings, m.gid_mappings, field);
+      UniqueFd tree = detail::clone_mount_tree(AT_FDCWD, detail::absolute_source(m.source, options),
+                                               parsed.is_recursive_bind());
+      mount_attr attr{};
+      attr.attr_set = MOUNT_ATTR_IDMAP;
+      attr.userns_fd = static_cast<uint64_t>(userns.get());
+      if (::mount_setattr(tree.get(), "",
+                          AT_EMPTY_PATH | (parsed.is_recursive_bind() ? AT_RECURSIVE : 0), &attr,
+                          sizeof attr) < 0)
+        throw_errno("id-map the mount (MOUNT_ATTR_IDMAP; does " + m.source +
+                    "'s filesystem support id-mapped mounts?)");
+      trees.emplace(i, std::move(tree));
+    });
+  }
+  return trees;
+}
+
+}  // namespace barge::rootfs

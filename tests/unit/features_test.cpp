@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/lsm.hpp"
 #include "runtime/rootfs_internal.hpp"
 #include "runtime/seccomp.hpp"
 
@@ -62,10 +63,12 @@ TEST(Features, AdvertisedSeccompActionsOperatorsAndArchesCompile) {
   }
 }
 
-TEST(Features, ClaimsNoLsmOrSystemdSupportItLacks) {
+TEST(Features, ClaimsLsmsOnlyWhereTheHostHasThemAndNoSystemd) {
   auto linux_features = features()["linux"];
-  EXPECT_FALSE(linux_features["apparmor"]["enabled"].get<bool>());
-  EXPECT_FALSE(linux_features["selinux"]["enabled"].get<bool>());
+  EXPECT_EQ(linux_features["apparmor"]["enabled"].get<bool>(),
+            barge::runtime::lsm::apparmor_enabled());
+  EXPECT_EQ(linux_features["selinux"]["enabled"].get<bool>(),
+            barge::runtime::lsm::selinux_enabled());
   EXPECT_FALSE(linux_features["cgroup"]["systemd"].get<bool>());
   EXPECT_EQ(features()["hooks"].size(), 6u);
 }
