@@ -25,6 +25,7 @@ packages=(
   containerd podman conmon golang-github-containers-common  # client proof suites (issue 7)
   clang libclang-rt-14-dev                              # libFuzzer target over the config parser
   libmnl-dev iptables                                   # network/: netlink (veth, addresses, routes), port publishing
+  apparmor                                              # apparmor_parser: the AppArmor test in the VM
 )
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -79,6 +80,8 @@ demo() {
 run_tests() {
   say "tests: ctest (unit + integration) in $build"
   ctest --test-dir "$build" --output-on-failure -j "$jobs"
+  say "tests in the cgroup v2 guest (VM): cgroups, devices, AppArmor"
+  "$repo/tests/run-vm-tests.sh" "$build"
   say "sanitizers: $asan_build (-DBARGE_SANITIZE=ON), unit tests"
   cmake -S "$repo" -B "$asan_build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBARGE_SANITIZE=ON \
     -DBARGE_WERROR=ON >/dev/null

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -285,6 +286,66 @@ TEST_F(CgroupOps, BlockIoHugetlbAndCpuReachTheirFiles) {
   else
     EXPECT_NE(slurp(cgroup_file(id, "", "", "io.weight")).find("default 2930"), std::string::npos);
   EXPECT_EQ(trim(slurp(cgroup_file(id, "", "", "hugetlb.2MB.max"))), std::to_string(4 << 20));
+}
+
+}  // namespace
+}  // namespace barge::test
+
+namespace barge::test {
+namespace {
+
+// The live effect of cpu.quota, not only the file: a busy loop capped at 5% of one CPU uses far
+// less than the wall time it ran (unthrottled it would use ~100%, even on a loaded 2-core host
+// well over the bound below).
+TEST_F(CgroupOps, CpuQuotaLimitsMeasuredCpuUse) {
+  std::string id = start_container("while :; do :; done", [](Json& config) {
+    config["linux"]["resources"]["cpu"] = {{"quota", 5000}, {"period", 100000}};
+  });
+  ASSERT_EQ(wait_for_status(id, "running"), "running");
+  uint64_t before = cpu_total(id);
+  auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(2s);
+  uint64_t used = cpu_total(id) - before;
+  auto wall =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
+  EXPECT_GT(used, 0u);
+  EXPECT_LT(static_cast<double>(used), 0.3 * static_cast<double>(wall))
+      << "cpu used " << used << " ns in " << wall << " ns of wall time";
+}
+
+// Issue 6's leak check: 200 create/delete cycles (half run to completion, half force-deleted
+// while created) with resources set leave no cgroup directory, state dir or mount behind.
+TEST_F(CgroupOps, TwoHundredCreateDeleteCyclesLeaveNothing) {
+  const char* override_count = std::getenv("BARGE_LEAK_CYCLES");
+  const int cycles = override_count ? std::atoi(override_count) : 200;
+  auto with_limits = [](Json& config) {
+    auto& resources = config["linux"]["resources"];
+    resources["memory"] = {{"limit", 64 << 20}};
+    resources["pids"] = {{"limit", 32}};
+    resources["cpu"] = {{"shares", 512}};
+  };
+  std::vector<std::string> ids;
+  for (int i = 0; i < cycles; ++i) {
+    if (i % 2 == 0) {
+      std::string id;
+      auto r = run_container({"true"}, with_limits, &id);
+      ASSERT_EQ(r.status, 0) << "cycle " << i << ": " << r.describe();
+      ids.push_back(id);
+    } else {
+      std::string id = create_container({"true"}, with_limits);
+      auto r = runtime({"delete", "--force", id});
+      ASSERT_EQ(r.status, 0) << "cycle " << i << ": " << r.describe();
+      ids.push_back(id);
+    }
+  }
+  for (const auto& id : ids) EXPECT_NO_LEFTOVERS(id);
+  // Nothing else under the tests' parent cgroup either (ours are the only ones named t-<pid>-*).
+  std::string prefix = "t-" + std::to_string(::getpid()) + "-";
+  for (const auto& dir : cgroup_dirs("barge-test"))
+    for (const auto& entry : std::filesystem::directory_iterator(dir))
+      EXPECT_NE(entry.path().filename().string().rfind(prefix, 0), 0u)
+          << "leftover: " << entry.path();
 }
 
 }  // namespace
