@@ -28,6 +28,10 @@ void add_exec_command(CLI::App& app, Context& ctx) {
   cmd->footer("Usage: barge exec [OPTIONS] ID COMMAND [ARGS...]");
   cmd->callback([&ctx, cmd, options, id] {
     options->args = cmd->remaining();
+    // CLI11 keeps unknown flags in remaining() instead of failing; no command starts with '-'.
+    if (!options->args.empty() && options->args.front().starts_with('-')) {
+      throw CLI::ExtrasError(cmd->get_name(), {options->args.front()});
+    }
     ctx.action = [&ctx, options, id] { return runtime::exec(ctx.global, *id, *options); };
   });
 }
