@@ -286,9 +286,22 @@ bool wants_cpu_controller(const spec::CpuResources& c) {
          c.idle;
 }
 
+// memory.checkBeforeUpdate: a new limit below what the container already uses is refused
+// instead of triggering the OOM killer.
+void check_usage_below(const std::string& current_file, int64_t limit) {
+  std::string text = with_context("linux.resources.memory.checkBeforeUpdate",
+                                  [&] { return fs::read(current_file); });
+  uint64_t usage = detail::parse_limit(text, current_file);
+  if (usage > static_cast<uint64_t>(limit))
+    throw_error("linux.resources.memory.checkBeforeUpdate: memory usage " + std::to_string(usage) +
+                " is above the new limit " + std::to_string(limit));
+}
+
 void apply_memory_v2(const std::string& dir, const spec::MemoryResources& m) {
   if (auto swap_max = detail::v2_swap_max_value(m.swap, m.limit))
     set("linux.resources.memory.swap", dir + "/memory.swap.max", *swap_max);
+  if (m.limit && *m.limit > 0 && m.check_before_update.value_or(false))
+    check_usage_below(dir + "/memory.current", *m.limit);
   if (m.limit && *m.limit != 0)
     set("linux.resources.memory.limit", dir + "/memory.max", detail::v2_bytes_value(*m.limit));
   if (m.reservation && *m.reservation != 0)
@@ -297,7 +310,8 @@ void apply_memory_v2(const std::string& dir, const spec::MemoryResources& m) {
   // No cgroup2 equivalent; runc ignores these as well.
   if (m.swappiness) log::debug("cgroups: memory.swappiness has no cgroup v2 equivalent; ignored");
   if (m.disable_oom_killer.value_or(false))
-    log::debug("cgroups: memory.disableOOMKiller has no cgroup v2 equivalent; ignored");
+    throw_error(
+        "linux.resources.memory.disableOOMKiller: cgroup v2 has no way to disable the OOM killer");
 }
 
 void apply_cpu_v2(const std::string& dir, const spec::CpuResources& c) {

@@ -228,7 +228,11 @@ Json stats_to_json(const Stats& stats) {
     item["failcnt"] = entry.failcnt;
     hugetlb[size] = std::move(item);
   }
+  Json cpuset = Json::object();
+  if (!stats.cpuset.cpus.empty()) cpuset["cpus"] = stats.cpuset.cpus;
+  if (!stats.cpuset.mems.empty()) cpuset["mems"] = stats.cpuset.mems;
   return Json{{"cpu", cpu_json(stats.cpu)},
+              {"cpuset", cpuset},
               {"memory", memory_json(stats.memory)},
               {"pids", pids},
               {"blkio", blkio},
@@ -355,6 +359,45 @@ void v2_cpu_stats(const std::string& dir, CpuStats& out) {
 
 }  // namespace
 
+namespace {
+
+// The effective sets where the kernel exposes them (an empty cpuset.cpus means "the parent's").
+CpusetStats cpuset_stats(const std::string& dir) {
+  auto read_list = [&](const std::string& name) {
+    auto effective = fs::try_read(dir + "/" + name + ".effective");
+    auto text = effective ? effective : fs::try_read(dir + "/" + name);
+    return text ? detail::parse_cpuset_list(*text) : std::vector<uint16_t>{};
+  };
+  return {read_list("cpuset.cpus"), read_list("cpuset.mems")};
+}
+
+}  // namespace
+
+namespace detail {
+
+std::vector<uint16_t> parse_cpuset_list(std::string_view text) {
+  std::vector<uint16_t> out;
+  while (!text.empty()) {
+    auto comma = text.find(',');
+    std::string_view item = fs::trim(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    unsigned first = 0, last = 0;
+    auto dash = item.find('-');
+    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), first);
+    if (ec != std::errc()) continue;
+    last = first;
+    if (dash != std::string_view::npos &&
+        std::from_chars(item.data() + dash + 1, item.data() + item.size(), last).ec != std::errc())
+      continue;
+    (void)end;
+    for (unsigned n = first; n <= last && n <= UINT16_MAX; ++n)
+      out.push_back(static_cast<uint16_t>(n));
+  }
+  return out;
+}
+
+}  // namespace detail
+
 Stats Cgroup::stats() const {
   Stats out;
   if (layout_ == Layout::unified) {
@@ -364,6 +407,7 @@ Stats Cgroup::stats() const {
     out.pids = {read_value(dir + "/pids.current"), read_value(dir + "/pids.max")};
     if (auto io = fs::try_read(dir + "/io.stat")) out.blkio = detail::parse_v2_io_stat(*io);
     v2_hugetlb_stats(dir, out.hugetlb);
+    out.cpuset = cpuset_stats(dir);
   } else {
     if (const auto* cpuacct = v1_dir("cpuacct")) v1_cpuacct_stats(cpuacct->dir, out.cpu);
     if (const auto* cpu = v1_dir("cpu")) {
@@ -377,6 +421,7 @@ Stats Cgroup::stats() const {
       out.pids = {read_value(pids->dir + "/pids.current"), read_value(pids->dir + "/pids.max")};
     if (const auto* blkio = v1_dir("blkio")) out.blkio = v1_blkio_stats(blkio->dir);
     if (const auto* hugetlb = v1_dir("hugetlb")) v1_hugetlb_stats(hugetlb->dir, out.hugetlb);
+    if (const auto* cpuset = v1_dir("cpuset")) out.cpuset = cpuset_stats(cpuset->dir);
   }
   // runc reports an unlimited pids.max as no limit.
   if (out.pids.limit == kUnlimited) out.pids.limit = 0;

@@ -51,8 +51,15 @@ struct HugetlbStats {
   uint64_t usage = 0, max = 0, failcnt = 0;
 };
 
+// The cpus and mems a container may use (runc's "cpuset" stats: lists of numbers).
+struct CpusetStats {
+  std::vector<uint16_t> cpus;
+  std::vector<uint16_t> mems;
+};
+
 struct Stats {
   CpuStats cpu;
+  CpusetStats cpuset;
   MemoryStats memory;
   PidsStats pids;
   BlkioStats blkio;
@@ -71,6 +78,8 @@ namespace detail {
 std::map<std::string, uint64_t> parse_flat_keyed(std::string_view text);
 // One value: a number, or "max" (kUnlimited). Throws naming file on anything else.
 uint64_t parse_limit(std::string_view text, std::string_view file);
+// A cpuset list ("0-2,4") as numbers; malformed parts are skipped.
+std::vector<uint16_t> parse_cpuset_list(std::string_view text);
 // Whitespace-separated numbers (cpuacct.usage_percpu).
 std::vector<uint64_t> parse_uint_list(std::string_view text);
 // cpuacct.usage_all: "cpu user system" header, then one line per cpu.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -234,6 +235,26 @@ TEST_F(CgroupOps, EventsStatsHasRuncShape) {
   EXPECT_FALSE(data["memory"]["raw"].empty());
   EXPECT_EQ(data["pids"]["current"], 1);
   EXPECT_EQ(data["pids"]["limit"], 50);
+  // cpuset: the CPUs the container may use, as numbers (this machine has at least one).
+  ASSERT_TRUE(data.contains("cpuset"));
+  ASSERT_TRUE(data["cpuset"].contains("cpus")) << data["cpuset"].dump();
+  EXPECT_EQ(data["cpuset"]["cpus"].size(), std::thread::hardware_concurrency())
+      << data["cpuset"].dump();
+}
+
+// checkBeforeUpdate (cgroup v2 only, like runc): a new memory limit below current usage is
+// refused, naming the field, and the old limit stays.
+TEST_F(CgroupOps, CheckBeforeUpdateRefusesALimitBelowUsage) {
+  if (!unified()) GTEST_SKIP() << "checkBeforeUpdate applies to cgroup v2 (run in the test VM)";
+  std::string id = start_container("sleep 100", [](Json& config) {
+    config["linux"]["resources"]["memory"] = {{"limit", 256 << 20}};
+  });
+  std::string resources = test_dir() + "/low-limit.json";
+  std::ofstream(resources) << R"({"memory": {"limit": 4096, "checkBeforeUpdate": true}})";
+  auto r = runtime({"update", "--resources", resources, id});
+  EXPECT_NE(r.status, 0) << r.describe();
+  EXPECT_NE(r.err.find("checkBeforeUpdate: memory usage"), std::string::npos) << r.describe();
+  EXPECT_EQ(trim(slurp(cgroup_file(id, "memory", "", "memory.max"))), std::to_string(256 << 20));
 }
 
 TEST_F(CgroupOps, DevicesAllowNullDenyOthers) {

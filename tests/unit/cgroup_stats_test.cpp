@@ -107,6 +107,13 @@ TEST(CgroupStats, LimitsAndHugepageNames) {
   EXPECT_EQ(detail::hugepage_size_name("other"), "");
 }
 
+TEST(CgroupStats, CpusetListsExpandRanges) {
+  EXPECT_EQ(detail::parse_cpuset_list("0-2,5\n"), (std::vector<uint16_t>{0, 1, 2, 5}));
+  EXPECT_EQ(detail::parse_cpuset_list("0\n"), (std::vector<uint16_t>{0}));
+  EXPECT_TRUE(detail::parse_cpuset_list("\n").empty());
+  EXPECT_EQ(detail::parse_cpuset_list("x,3"), (std::vector<uint16_t>{3}));
+}
+
 TEST(CgroupStats, JsonFollowsRuncShapeAndOmitempty) {
   cg::Stats stats;
   stats.cpu.total_ns = 5;
