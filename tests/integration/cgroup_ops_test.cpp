@@ -371,3 +371,73 @@ TEST_F(CgroupOps, TwoHundredCreateDeleteCyclesLeaveNothing) {
 
 }  // namespace
 }  // namespace barge::test
+
+namespace barge::test {
+namespace {
+
+// A loop device over a small file for io.max / blkio throttles; detached in the destructor.
+class LoopDevice {
+ public:
+  explicit LoopDevice(const std::string& dir) {
+    std::string file = dir + "/loop.img";
+    if (run_process({"truncate", "-s", "4M", file}).status != 0) return;
+    auto r = run_process({"losetup", "--find", "--show", file});
+    if (r.status == 0) device_ = trim(r.out);
+  }
+  ~LoopDevice() {
+    if (!device_.empty()) run_process({"losetup", "--detach", device_});
+  }
+  const std::string& path() const { return device_; }
+  std::pair<unsigned, unsigned> numbers() const {
+    auto r = run_process({"stat", "-L", "-c", "%t %T", device_});
+    auto words = split_words(r.out);
+    return {std::stoul(words.at(0), nullptr, 16), std::stoul(words.at(1), nullptr, 16)};
+  }
+
+ private:
+  std::string device_;
+};
+
+TEST_F(CgroupOps, ThrottlesAndUnifiedKeysReachTheKernel) {
+  LoopDevice loop(test_dir());
+  if (loop.path().empty()) GTEST_SKIP() << "no loop device available";
+  auto [major, minor] = loop.numbers();
+  std::string id = start_container("sleep 100", [&](Json& config) {
+    auto& resources = config["linux"]["resources"];
+    resources["blockIO"] = {
+        {"throttleReadBpsDevice", {{{"major", major}, {"minor", minor}, {"rate", 1048576}}}},
+        {"throttleWriteIOPSDevice", {{{"major", major}, {"minor", minor}, {"rate", 100}}}}};
+    if (unified()) resources["unified"] = {{"memory.high", "52428800"}};
+  });
+  std::string device = std::to_string(major) + ":" + std::to_string(minor);
+  if (unified()) {
+    std::string io_max = slurp(cgroup_file(id, "", "", "io.max"));
+    EXPECT_NE(io_max.find(device + " rbps=1048576"), std::string::npos) << io_max;
+    EXPECT_NE(io_max.find("wiops=100"), std::string::npos) << io_max;
+    EXPECT_EQ(trim(slurp(cgroup_file(id, "memory", "", "memory.high"))), "52428800");
+  } else {
+    EXPECT_EQ(trim(slurp(cgroup_file(id, "blkio", "blkio.throttle.read_bps_device", ""))),
+              device + " 1048576");
+    EXPECT_EQ(trim(slurp(cgroup_file(id, "blkio", "blkio.throttle.write_iops_device", ""))),
+              device + " 100");
+  }
+}
+
+TEST_F(CgroupOps, UnifiedKeysCannotEscapeTheCgroup) {
+  if (!testing_barge()) GTEST_SKIP() << "barge's error text";
+  for (const char* key : {"../memory.max", "memory.max/../../x", "/etc/passwd"}) {
+    std::string id;
+    auto r = run_container(
+        {"true"},
+        [&](Json& config) {
+          config["linux"]["resources"]["unified"] = {{key, "1"}};
+        },
+        &id);
+    EXPECT_NE(r.status, 0) << key;
+    EXPECT_NE(r.err.find("linux.resources.unified"), std::string::npos) << r.describe();
+    EXPECT_NO_LEFTOVERS(id);
+  }
+}
+
+}  // namespace
+}  // namespace barge::test
