@@ -23,5 +23,6 @@ void add_info_commands(CLI::App& app, Context& context);
 void add_image_commands(CLI::App&, Context&);
 void add_cgroup_commands(CLI::App& app, Context& context);
 void add_exec_command(CLI::App& app, Context& context);
+void add_container_commands(CLI::App& app, Context& context);
 
 }  // namespace barge::cli

@@ -57,6 +57,7 @@ int run_cli(int argc, char** argv) {
   barge::cli::add_image_commands(app, context);
   barge::cli::add_cgroup_commands(app, context);
   barge::cli::add_exec_command(app, context);
+  barge::cli::add_container_commands(app, context);
 
   try {
     app.parse(argc, argv);
