@@ -80,6 +80,10 @@ void add_run(CLI::App& parent, Context& ctx, const SharedPtr& shared) {
   cmd->add_option("--network,--net", options->network, "bridge, none, host or container:ID")
       ->capture_default_str();
   cmd->add_option("--hostname", options->hostname, "hostname (default: the id)");
+  cmd->add_option("-v,--volume", options->volumes, "bind mount HOST_PATH:CONTAINER_PATH[:ro]")
+      ->allow_extra_args(false);
+  cmd->add_option("--cgroup-parent", options->cgroup_parent,
+                  "cgroup the container's cgroup goes under (default /barge)");
   cmd->add_option("--entrypoint", options->entrypoint,
                   "replace the image's Entrypoint (\"\" for none)");
   cmd->add_option("image", options->image, "image reference")->required();

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "common/failpoint.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
 #include "common/syscalls.hpp"
@@ -353,6 +354,30 @@ void add_etc_mounts(Json& config, const std::string& dir, const EtcFiles& files)
   }
 }
 
+// -v HOST_PATH:CONTAINER_PATH[:ro|:rw] as a bind mount.
+Json volume_mount(const std::string& spec) {
+  auto fail = [&](const std::string& why) -> Json {
+    throw_error("--volume \"" + spec + "\": " + why);
+  };
+  auto first = spec.find(':');
+  if (first == std::string::npos) return fail("expected HOST_PATH:CONTAINER_PATH[:ro]");
+  std::string host = spec.substr(0, first);
+  std::string rest = spec.substr(first + 1);
+  std::string mode = "rw";
+  if (auto second = rest.find(':'); second != std::string::npos) {
+    mode = rest.substr(second + 1);
+    rest = rest.substr(0, second);
+  }
+  if (host.empty() || host.front() != '/') return fail("the host path must be absolute");
+  if (rest.empty() || rest.front() != '/') return fail("the container path must be absolute");
+  if (mode != "ro" && mode != "rw") return fail("mode must be ro or rw");
+  if (!path_exists(host)) return fail(host + " does not exist");
+  return {{"destination", rest},
+          {"type", "bind"},
+          {"source", host},
+          {"options", {"rbind", "rprivate", mode}}};
+}
+
 // The image's Entrypoint, which a run's command follows (the command replaces only Cmd).
 std::vector<std::string> image_entrypoint(const Paths& paths, const std::string& image) {
   Json config =
@@ -363,7 +388,8 @@ std::vector<std::string> image_entrypoint(const Paths& paths, const std::string&
 }
 
 void apply_run_options(const Paths& paths, Json& config, const RunOptions& options,
-                       const std::string& hostname, std::vector<std::string>& command) {
+                       const std::string& id, const std::string& hostname,
+                       std::vector<std::string>& command) {
   Json& process = config["process"];
   if (!options.command.empty() || options.entrypoint) {
     std::vector<std::string> args;
@@ -389,6 +415,9 @@ void apply_run_options(const Paths& paths, Json& config, const RunOptions& optio
   }
   process["env"] = env;
   config["hostname"] = hostname;
+  for (const auto& volume : options.volumes) config["mounts"].push_back(volume_mount(volume));
+  if (!options.cgroup_parent.empty())
+    config["linux"]["cgroupsPath"] = options.cgroup_parent + "/" + id;
 }
 
 bool wait_for_exit(pid_t pid, int timeout_ms) {
@@ -476,6 +505,7 @@ RunResult run(const Paths& paths, const RunOptions& options) {
   std::string hostname = options.hostname.empty() ? id.substr(0, kMaxHostname) : options.hostname;
 
   std::string dir = claim(paths, id);
+  failpoint("run.claimed");
   RunCleanup cleanup(paths, id);
   Record record;
   record.id = id;
@@ -487,8 +517,9 @@ RunResult run(const Paths& paths, const RunOptions& options) {
   save_record(dir, record);
 
   image::make_bundle(paths.storage, options.image, dir);
+  failpoint("run.bundled");
   Json config = Json::parse(read_file(dir + "/config.json"));
-  apply_run_options(paths, config, options, hostname, record.command);
+  apply_run_options(paths, config, options, id, hostname, record.command);
   Json& annotations = config["annotations"];
   if (annotations.is_null()) annotations = Json::object();
   if (options.publish_all && annotations.contains(kExposedPortsAnnotation))
@@ -524,13 +555,16 @@ RunResult run(const Paths& paths, const RunOptions& options) {
     if (options.detach) redirect.emplace(dir + "/" + kLogFile);
     created = runtime::create_container(global_of(paths), id, create_options);
   }
+  failpoint("run.created");
   if (setup) {
     setup->attach(created.pid);
     setup->commit();
   } else if (mode.kind == network::Mode::none) {
     network::bring_up_loopback(created.pid);
   }
+  failpoint("run.attached");
   runtime::start(global_of(paths), id);
+  failpoint("run.started");
   if (::unlink((dir + "/" + kCreatingFile).c_str()) != 0) throw_errno("remove creating marker");
   cleanup.dismiss();
 

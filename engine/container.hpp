@@ -46,6 +46,8 @@ struct RunOptions {
   bool publish_all = false;          // -P: the image's ExposedPorts on dynamic host ports
   std::string network = "bridge";    // bridge, none, host, container:ID
   std::string hostname;              // default: the id (at most 63 characters)
+  std::vector<std::string> volumes;  // HOST_PATH:CONTAINER_PATH[:ro] bind mounts
+  std::string cgroup_parent;         // linux.cgroupsPath = PARENT/<id> (default /barge/<id>)
   network::Config net;
 };
 

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/error.hpp"
+#include "common/failpoint.hpp"
 #include "common/file.hpp"
 #include "common/log.hpp"
 #include "network/etc_files.hpp"
@@ -389,10 +390,11 @@ Setup Setup::begin(const Config& config, const std::string& root, const std::str
     setup.attachment_ = {record.bridge, record.subnet, record.gateway(),
                          *address,      mtu,           endpoint.ports};
   }
+  failpoint("network.allocated");
   if (!setup.attachment_.ports.empty()) {
     setup.rules_.emplace(iptables::Restore::start(iptables::container_batch(
         config.chain_prefix, setup.attachment_.address, setup.attachment_.ports)));
-    setup.rules_applied_ = true;
+    failpoint("network.rules");
   }
   return setup;
 }
@@ -403,7 +405,6 @@ Setup::Setup(Setup&& other) noexcept
       id_(std::move(other.id_)),
       attachment_(std::move(other.attachment_)),
       rules_(std::move(other.rules_)),
-      rules_applied_(other.rules_applied_),
       init_(other.init_),
       active_(std::exchange(other.active_, false)) {
   other.rules_.reset();
@@ -430,6 +431,7 @@ void Setup::attach(pid_t init) {
     host.delete_link(veth);
     host.create_veth(request);
   }
+  failpoint("network.veth");
   host.set_hairpin(host.link_index(veth));
   Netlink inside = Netlink::in_namespace(netns.get());
   inside.set_up(1);  // lo is ifindex 1 in every network namespace
@@ -465,9 +467,8 @@ void Setup::roll_back() noexcept {
   try {
     if (rules_) {
       try {
-        rules_->wait();
+        rules_->wait();  // before removing what it adds
       } catch (const Error&) {
-        rules_applied_ = false;  // the batch is atomic: nothing of it exists
       }
     }
     release(config_, root_, id_);

@@ -95,7 +95,6 @@ class Setup {
   std::string id_;
   Attachment attachment_;
   std::optional<iptables::Restore> rules_;
-  bool rules_applied_ = false;
   pid_t init_ = 0;
   bool active_ = false;  // an endpoint is recorded and not committed
 };
