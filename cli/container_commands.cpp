@@ -50,12 +50,7 @@ std::string ports_text(const std::vector<network::PortMapping>& ports) {
 }
 
 Json info_json(const engine::ContainerInfo& info) {
-  Json ports = Json::array();
-  for (const auto& p : info.ports)
-    ports.push_back({{"protocol", network::protocol_name(p.protocol)},
-                     {"hostIP", network::to_string(p.host_ip)},
-                     {"hostPort", p.host_port},
-                     {"containerPort", p.container_port}});
+  Json ports = network::ports_to_json(info.ports);
   Json out = {{"id", info.id},           {"image", info.image},    {"status", info.status},
               {"created", info.created}, {"pid", info.pid},        {"network", info.network},
               {"ports", ports},          {"command", info.command}};

@@ -56,28 +56,6 @@ struct Record {
   std::string stop_signal = "TERM";
 };
 
-Json ports_json(const std::vector<PortMapping>& ports) {
-  Json out = Json::array();
-  for (const auto& p : ports)
-    out.push_back({{"protocol", network::protocol_name(p.protocol)},
-                   {"hostIP", network::to_string(p.host_ip)},
-                   {"hostPort", p.host_port},
-                   {"containerPort", p.container_port}});
-  return out;
-}
-
-std::vector<PortMapping> ports_from(const Json& json) {
-  std::vector<PortMapping> out;
-  for (const auto& p : json) {
-    auto host_ip = network::parse_ipv4(p.at("hostIP").get<std::string>());
-    out.push_back({p.at("protocol").get<std::string>() == "udp" ? network::Protocol::udp
-                                                                : network::Protocol::tcp,
-                   host_ip.value_or(Ipv4{}), p.at("hostPort").get<uint16_t>(),
-                   p.at("containerPort").get<uint16_t>()});
-  }
-  return out;
-}
-
 std::string record_json(const Record& r) {
   Json json = {{"id", r.id},
                {"image", r.image},
@@ -89,7 +67,7 @@ std::string record_json(const Record& r) {
                 {{"name", r.net.bridge},
                  {"stateDir", r.net.state_dir},
                  {"chainPrefix", r.net.chain_prefix}}},
-               {"ports", ports_json(r.ports)},
+               {"ports", network::ports_to_json(r.ports)},
                {"stopSignal", r.stop_signal}};
   if (r.address) json["address"] = network::to_string(*r.address);
   return json.dump(2) + "\n";
@@ -109,7 +87,7 @@ Record record_from(const std::string& text) {
     r.net.bridge = bridge.at("name").get<std::string>();
     r.net.state_dir = bridge.at("stateDir").get<std::string>();
     r.net.chain_prefix = bridge.at("chainPrefix").get<std::string>();
-    r.ports = ports_from(json.at("ports"));
+    r.ports = network::ports_from_json(json.at("ports"));
     r.stop_signal = json.value("stopSignal", "TERM");
     if (json.contains("address"))
       r.address = network::parse_ipv4(json.at("address").get<std::string>());
@@ -420,17 +398,6 @@ void apply_run_options(const Paths& paths, Json& config, const RunOptions& optio
     config["linux"]["cgroupsPath"] = options.cgroup_parent + "/" + id;
 }
 
-bool wait_for_exit(pid_t pid, int timeout_ms) {
-  UniqueFd pidfd(sys::pidfd_open(pid));
-  if (!pidfd) return errno == ESRCH;
-  pollfd pfd{pidfd.get(), POLLIN, 0};
-  int n;
-  do {
-    n = ::poll(&pfd, 1, timeout_ms);
-  } while (n < 0 && errno == EINTR);
-  return n > 0;
-}
-
 // -d --rm: a small process outlives `run`, waits for the container to exit and removes it.
 void spawn_remover(const Paths& paths, const std::string& id, pid_t init) {
   pid_t pid = ::fork();
@@ -441,7 +408,7 @@ void spawn_remover(const Paths& paths, const std::string& id, pid_t init) {
   for (int fd = 0; fd < 3; ++fd) ::dup2(null, fd);
   int code = 0;
   try {
-    wait_for_exit(init, -1);
+    runtime::wait_for_exit(init, -1);
     remove_everything(paths, id);
   } catch (const std::exception&) {
     code = 1;
@@ -638,9 +605,9 @@ void stop(const Paths& paths, const std::string& id, int timeout_seconds) {
     } catch (const Error& e) {
       if (e.code() != ESRCH) throw;
     }
-    if (!wait_for_exit(pid, timeout_seconds * 1000)) {
+    if (!runtime::wait_for_exit(pid, timeout_seconds * 1000)) {
       runtime::kill(global_of(paths), id, SIGKILL, true);
-      if (!wait_for_exit(pid, kKillWaitMs))
+      if (!runtime::wait_for_exit(pid, kKillWaitMs))
         throw_error("container " + id + " did not exit after SIGKILL");
     }
   }

@@ -30,16 +30,10 @@ ProcessRef process_from(const Json& json) {
 }
 
 Json endpoint_json(const Endpoint& e) {
-  Json ports = Json::array();
-  for (const auto& p : e.ports)
-    ports.push_back({{"protocol", protocol_name(p.protocol)},
-                     {"hostIP", to_string(p.host_ip)},
-                     {"hostPort", p.host_port},
-                     {"containerPort", p.container_port}});
   return {{"root", e.root},
           {"id", e.id},
           {"address", to_string(e.address)},
-          {"ports", ports},
+          {"ports", ports_to_json(e.ports)},
           {"owner", process_json(e.owner)},
           {"init", process_json(e.init)},
           {"pending", e.pending}};
@@ -50,10 +44,7 @@ Endpoint endpoint_from(const Json& json) {
   e.root = json.at("root").get<std::string>();
   e.id = json.at("id").get<std::string>();
   e.address = address_from(json, "address");
-  for (const auto& p : json.at("ports"))
-    e.ports.push_back({p.at("protocol").get<std::string>() == "udp" ? Protocol::udp : Protocol::tcp,
-                       address_from(p, "hostIP"), p.at("hostPort").get<uint16_t>(),
-                       p.at("containerPort").get<uint16_t>()});
+  e.ports = ports_from_json(json.at("ports"));
   e.owner = process_from(json.at("owner"));
   e.init = process_from(json.at("init"));
   e.pending = json.at("pending").get<bool>();

@@ -139,6 +139,27 @@ bool conflicts(const PortMapping& a, const PortMapping& b) {
          (a.host_ip == b.host_ip || a.host_ip.value == 0 || b.host_ip.value == 0);
 }
 
+nlohmann::json ports_to_json(const std::vector<PortMapping>& ports) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : ports)
+    out.push_back({{"protocol", protocol_name(p.protocol)},
+                   {"hostIP", to_string(p.host_ip)},
+                   {"hostPort", p.host_port},
+                   {"containerPort", p.container_port}});
+  return out;
+}
+
+std::vector<PortMapping> ports_from_json(const nlohmann::json& json) {
+  std::vector<PortMapping> out;
+  for (const auto& p : json) {
+    auto host_ip = parse_ipv4(p.at("hostIP").get<std::string>());
+    if (!host_ip) throw Error("port mapping: bad hostIP " + p.at("hostIP").dump());
+    out.push_back({parse_protocol(p.at("protocol").get<std::string>(), "port mapping"), *host_ip,
+                   p.at("hostPort").get<uint16_t>(), p.at("containerPort").get<uint16_t>()});
+  }
+  return out;
+}
+
 bool host_port_free(const PortMapping& m) {
   int type = m.protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM;
   UniqueFd fd(::socket(AF_INET, type | SOCK_CLOEXEC, 0));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,10 @@ std::string describe(const PortMapping& mapping);
 std::string describe_host_port(const PortMapping& mapping);
 // Same protocol and host port, and host addresses that meet (equal, or either is 0.0.0.0).
 bool conflicts(const PortMapping& a, const PortMapping& b);
+// [{"protocol": "tcp", "hostIP": "0.0.0.0", "hostPort": 8080, "containerPort": 80}, ...]: the
+// form state files and JSON output use.
+nlohmann::json ports_to_json(const std::vector<PortMapping>& ports);
+std::vector<PortMapping> ports_from_json(const nlohmann::json& json);
 // Whether a socket of that protocol can bind host_ip:host_port now (a listener or bound socket on
 // the host makes it unavailable). Throws when host_ip is not an address of this host.
 bool host_port_free(const PortMapping& mapping);

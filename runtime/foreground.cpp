@@ -69,6 +69,17 @@ int wait_forwarding_signals(pid_t pid, TerminalRelay* relay) {
   return exit_code_of(status);
 }
 
+bool wait_for_exit(pid_t pid, int timeout_ms) {
+  UniqueFd pidfd(sys::pidfd_open(pid));
+  if (!pidfd) return errno == ESRCH;
+  pollfd pfd{pidfd.get(), POLLIN, 0};
+  int n;
+  do {
+    n = ::poll(&pfd, 1, timeout_ms);
+  } while (n < 0 && errno == EINTR);
+  return n > 0;
+}
+
 std::pair<UniqueFd, UniqueFd> console_socket_pair() {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)

@@ -66,17 +66,6 @@ void release_init(const StateDir& dir, const ContainerState& state) {
   if (::unlinkat(dir.fd(), "exec.fifo", 0) != 0) throw_errno("remove exec fifo");
 }
 
-bool wait_for_exit(pid_t pid, int timeout_ms) {
-  UniqueFd pidfd(sys::pidfd_open(pid));
-  if (!pidfd) return errno == ESRCH;
-  pollfd pfd{pidfd.get(), POLLIN, 0};
-  int n;
-  do {
-    n = ::poll(&pfd, 1, timeout_ms);
-  } while (n < 0 && errno == EINTR);
-  return n > 0;
-}
-
 void signal_init(const ContainerState& state, int sig) {
   UniqueFd pidfd(sys::pidfd_open(state.pid));
   // Checked after pidfd_open: the pidfd pins the process, so the start time check is race-free.
