@@ -174,6 +174,7 @@ std::string base_batch(const BaseContext& c, const Existing& existing) {
   filter += "-A " + n.forward + " -o " + c.bridge +
             " -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT\n";
   filter += "-A " + n.forward + " -i " + c.bridge + " -j ACCEPT\n";
+  filter += "-A " + n.forward + " -o " + c.bridge + " -j DROP\n";
   filter += ":" + n.input + " - [0:0]\n";
   filter += "-A " + n.input + " -d 127.0.0.0/8 -i " + c.bridge +
             " -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n";

@@ -15,7 +15,10 @@
 //                                   published port answers through the host, not directly)
 //   filter FORWARD             -j P-FORWARD
 //          P-FORWARD           -o B -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT
-//                              -i B -j ACCEPT
+//                              -i B -j ACCEPT               (from containers, to anywhere)
+//                              -o B -j DROP
+//                                  (other machines routing to the subnet reach published ports
+//                                   only, not every port of every container)
 //          INPUT               -j P-INPUT
 //          P-INPUT             -i B -d 127.0.0.0/8 (not DNAT, not a reply) -j DROP
 //                                  (route_localnet on B must not expose the host's loopback
