@@ -36,6 +36,7 @@ Json endpoint_json(const Endpoint& e) {
           {"ports", ports_to_json(e.ports)},
           {"owner", process_json(e.owner)},
           {"init", process_json(e.init)},
+          {"rules", process_json(e.rules)},
           {"pending", e.pending}};
 }
 
@@ -47,6 +48,7 @@ Endpoint endpoint_from(const Json& json) {
   e.ports = ports_from_json(json.at("ports"));
   e.owner = process_from(json.at("owner"));
   e.init = process_from(json.at("init"));
+  e.rules = process_from(json.value("rules", Json{{"pid", 0}, {"start", 0}}));
   e.pending = json.at("pending").get<bool>();
   return e;
 }

@@ -35,6 +35,7 @@ struct Endpoint {
   std::vector<PortMapping> ports;  // host ports resolved
   ProcessRef owner;                // the barge process setting the endpoint up
   ProcessRef init;                 // the container's init, once it exists
+  ProcessRef rules;                // the iptables-restore applying its port rules
   bool pending = true;             // setup not finished
   // Its setup can no longer finish (creator gone) or its container is gone (init dead).
   bool stale() const { return !owner.alive() && (pending || !init.alive()); }

@@ -1,7 +1,8 @@
 #include "network/iptables.hpp"
 
 #include <fcntl.h>
-#include <spawn.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,8 +12,6 @@
 
 #include "common/error.hpp"
 #include "common/log.hpp"
-
-extern char** environ;
 
 namespace barge::network::iptables {
 namespace {
@@ -77,8 +76,8 @@ struct Spawned {
   UniqueFd output;  // the child's stdout (capture) or stderr
 };
 
-// Spawns argv with input on its stdin (a socket, so a dead child cannot SIGPIPE us) and one of
-// its output streams on a pipe; the other goes to /dev/null.
+// Runs argv with input on its stdin (a socket, so a dead child cannot SIGPIPE us) and one of its
+// output streams on a pipe; the other goes to /dev/null. The child dies with us.
 Spawned spawn(const std::vector<const char*>& argv, const std::string& input, bool capture_stdout) {
   int in[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) throw_errno("socketpair");
@@ -88,17 +87,18 @@ Spawned spawn(const std::vector<const char*>& argv, const std::string& input, bo
   UniqueFd out_ours(out[0]), out_theirs(out[1]);
   UniqueFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
   if (!null) throw_errno("open /dev/null");
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_theirs.get(), 0);
-  posix_spawn_file_actions_adddup2(&actions, capture_stdout ? out_theirs.get() : null.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, capture_stdout ? null.get() : out_theirs.get(), 2);
-  pid_t pid = -1;
-  int err =
-      ::posix_spawnp(&pid, argv[0], &actions, nullptr, const_cast<char**>(argv.data()), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) throw_errno(std::string("run ") + argv[0], err);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) throw_errno(std::string("run ") + argv[0]);
+  if (pid == 0) {  // only async-signal-safe calls from here
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    ::dup2(in_theirs.get(), 0);
+    ::dup2(capture_stdout ? out_theirs.get() : null.get(), 1);
+    ::dup2(capture_stdout ? null.get() : out_theirs.get(), 2);
+    ::execvp(argv[0], const_cast<char**>(argv.data()));
+    ::_exit(127);
+  }
   in_theirs.reset();
   out_theirs.reset();
   std::string_view rest = input;

@@ -69,7 +69,8 @@ std::string remove_container_batch(const std::string& prefix, const std::vector<
 // Container chains (P-<8 hex>) present in the saved rules.
 std::vector<std::string> container_chains(const std::string& prefix, const Existing& existing);
 
-// A running `iptables-restore --noflush`, so the caller can do other work meanwhile.
+// A running `iptables-restore --noflush`, so the caller can do other work meanwhile. It dies
+// with its parent (PDEATHSIG): a killed barge does not leave a batch running unobserved.
 class Restore {
  public:
   static Restore start(const std::string& batch);
@@ -79,7 +80,7 @@ class Restore {
   ~Restore();  // waits when wait() was not called
   // Throws with iptables-restore's own message when it failed.
   void wait();
-  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
  private:
   Restore() = default;

@@ -17,6 +17,7 @@
 #include "common/log.hpp"
 #include "network/etc_files.hpp"
 #include "network/netlink.hpp"
+#include "runtime/foreground.hpp"
 
 namespace barge::network {
 namespace {
@@ -204,6 +205,9 @@ int reap_stale(NetworkRecord& record, Netlink& netlink) {
   for (const auto& e : record.endpoints)
     if (e.stale()) stale.push_back(e);
   if (stale.empty()) return 0;
+  // A batch its dead creator started may still be running: removing first would race with it.
+  for (const auto& e : stale)
+    if (e.rules.alive()) runtime::wait_for_exit(e.rules.pid, -1);
   tear_down(record, stale, netlink);
   std::erase_if(record.endpoints, [](const Endpoint& e) { return e.stale(); });
   for (const auto& e : stale) log::debug("released stale endpoint of " + e.id);
@@ -380,21 +384,29 @@ Setup Setup::begin(const Config& config, const std::string& root, const std::str
     ensure_bridge(record, netlink, fresh, mtu);
     auto address = next_free_address(record);
     if (!address) throw_error("subnet " + to_string(record.subnet) + " has no free address");
-    Endpoint endpoint{
-        root, id,  *address, resolve_ports(record, config, requests), ProcessRef::of(::getpid()),
-        {},   true};
-    record.endpoints.push_back(endpoint);
+    record.endpoints.push_back({root,
+                                id,
+                                *address,
+                                resolve_ports(record, config, requests),
+                                ProcessRef::of(::getpid()),
+                                {},
+                                {},
+                                true});
     record.last = *address;
     state.save();
     setup.active_ = true;
+    Endpoint& endpoint = record.endpoints.back();
     setup.attachment_ = {record.bridge, record.subnet, record.gateway(),
                          *address,      mtu,           endpoint.ports};
-  }
-  failpoint("network.allocated");
-  if (!setup.attachment_.ports.empty()) {
-    setup.rules_.emplace(iptables::Restore::start(iptables::container_batch(
-        config.chain_prefix, setup.attachment_.address, setup.attachment_.ports)));
-    failpoint("network.rules");
+    failpoint("network.allocated");
+    if (!endpoint.ports.empty()) {
+      // Recorded, so whoever reaps this endpoint after a crash waits for the batch first.
+      setup.rules_.emplace(iptables::Restore::start(
+          iptables::container_batch(config.chain_prefix, *address, endpoint.ports)));
+      endpoint.rules = ProcessRef::of(setup.rules_->pid());
+      state.save();
+      failpoint("network.rules");
+    }
   }
   return setup;
 }

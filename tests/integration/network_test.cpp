@@ -214,5 +214,30 @@ TEST_F(NetworkBridgeTest, EtcFilesNameTheContainer) {
   }
 }
 
+TEST_F(NetworkBridgeTest, DetachedOutputIsLoggedAndExecStopRmWork) {
+  std::string id = run_detached({"bb:1", "echo to-stdout; echo to-stderr >&2; exec sleep 600"});
+  ASSERT_FALSE(id.empty());
+  ProcResult exec = container({"exec", id, "sh", "-c", "echo in-exec; exit 3"});
+  EXPECT_EQ(exec.status, 3) << exec.describe();
+  EXPECT_EQ(trim(exec.out), "in-exec");
+  ProcResult logs = container({"logs", id});
+  EXPECT_NE(logs.out.find("to-stdout\n"), std::string::npos) << logs.describe();
+  EXPECT_NE(logs.out.find("to-stderr\n"), std::string::npos) << logs.describe();
+
+  ProcResult busy = container({"rm", id});
+  EXPECT_NE(busy.status, 0);
+  EXPECT_NE(busy.err.find("running"), std::string::npos) << busy.err;
+  // sleep as pid 1 ignores TERM: stop escalates to KILL after the timeout.
+  ProcResult stopped = container({"stop", "-t", "1", id});
+  EXPECT_EQ(stopped.status, 0) << stopped.describe();
+  EXPECT_EQ(inspect(id)["status"], "stopped");
+  EXPECT_TRUE(ipam_state()["endpoints"].empty()) << "stop releases the address";
+  ProcResult removed = container({"rm", id});
+  EXPECT_EQ(removed.status, 0) << removed.describe();
+  ProcResult gone = container({"inspect", id});
+  EXPECT_NE(gone.status, 0);
+  EXPECT_NE(gone.err.find("no such container"), std::string::npos) << gone.err;
+}
+
 }  // namespace
 }  // namespace barge::test

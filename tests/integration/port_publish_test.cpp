@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "common/fd.hpp"
+#include "runtime/foreground.hpp"
 #include "tests/integration/network_fixture.hpp"
 
 namespace barge::test {
@@ -179,6 +180,19 @@ TEST_F(PortPublishTest, StopFreesThePortForTheNextContainer) {
   EXPECT_EQ(inspect(first)["status"], "stopped");
   std::string second = run_httpd("second", {"-p", "18188:80"});
   EXPECT_EQ(http_get("http://127.0.0.1:18188/"), "hello from second");
+}
+
+TEST_F(PortPublishTest, AnExitedContainersPortIsReclaimedByTheNextRun) {
+  std::string done = run_detached({"-p", "18189:80", "bb:1", "true"});
+  ASSERT_FALSE(done.empty());
+  if (pid_t pid = pid_of(done); pid > 0) {
+    ASSERT_TRUE(runtime::wait_for_exit(pid, 10000));
+  }
+  // Nobody ran stop or rm: the next run finds the endpoint of a dead container and reclaims it.
+  std::string next = run_httpd("next", {"-p", "18189:80"});
+  EXPECT_EQ(http_get("http://127.0.0.1:18189/"), "hello from next");
+  EXPECT_EQ(inspect(done)["status"], "stopped");
+  EXPECT_EQ(ipam_state()["endpoints"].size(), 1u);
 }
 
 }  // namespace
