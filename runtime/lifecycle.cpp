@@ -45,12 +45,14 @@ void require_created(const std::string& id, Status status) {
 }
 
 // Reads the go-ahead byte the init writes once a reader opens the fifo; watches the init so a
-// dead init fails start instead of hanging it.
+// dead init fails start instead of hanging it. The pidfd comes first: once the fifo is open the
+// init may exec, finish and be reaped before this process runs again.
 void release_init(const StateDir& dir, const ContainerState& state) {
+  UniqueFd pidfd(sys::pidfd_open(state.pid));
+  if (!pidfd || process_start_time(state.pid) != state.pid_start_time)
+    throw Error("container init exited before start");
   UniqueFd fifo(::openat(dir.fd(), "exec.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   if (!fifo) throw_errno("open exec fifo");
-  UniqueFd pidfd(sys::pidfd_open(state.pid));
-  if (!pidfd) throw_errno("container init " + std::to_string(state.pid));
   std::array<pollfd, 2> fds{{{fifo.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}}};
   for (;;) {
     if (::poll(fds.data(), fds.size(), -1) < 0) {
