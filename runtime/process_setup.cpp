@@ -163,8 +163,12 @@ void seal_file_descriptors(int preserve_fds) {
 
 std::string find_executable(const std::string& name, const std::vector<std::string>& env) {
   if (name.find('/') != std::string::npos) {
-    if (!is_executable_file(name))
-      throw Error("exec: \"" + name + "\": stat " + name + ": no such executable file", ENOENT);
+    // runc's (Go's) wording: clients such as podman map "no such file or directory" to exit code
+    // 127 and "permission denied" to 126.
+    const std::string quoted = "exec: \"" + name + "\"";
+    struct stat st {};
+    if (::stat(name.c_str(), &st) != 0) throw_errno(quoted + ": stat " + name);
+    if (!is_executable_file(name)) throw_errno(quoted, EACCES);
     return name;
   }
   std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -69,7 +69,9 @@ void apply_personality(const spec::Personality& personality);
 // Marks every fd >= 3 + preserve_fds close-on-exec and clears it on 3 .. 3+preserve_fds-1.
 void seal_file_descriptors(int preserve_fds);
 // PATH lookup inside the (pivoted) container, like execvp but checked before exec so a missing
-// executable fails `create`. Throws `exec: "name": executable file not found in $PATH`.
+// executable fails `create`. Throws runc's messages: `exec: "name": executable file not found in
+// $PATH`, `exec: "/path": stat /path: No such file or directory`, `exec: "/path": Permission
+// denied`.
 std::string find_executable(const std::string& name, const std::vector<std::string>& env);
 // The NULL-terminated char* array execve wants, pointing into strings (which must outlive it).
 std::vector<char*> as_argv(std::vector<std::string>& strings);
