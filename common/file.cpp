@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <string>
 
 #include "common/error.hpp"
@@ -62,6 +63,90 @@ void remove_tree_at(int parent, const std::string& name, const std::string& disp
   ::closedir(dir);
   if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
     throw_errno("remove " + display);
+}
+
+void copy_file_data(int from, int to, const std::string& display) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(from, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("read " + display);
+    }
+    if (n == 0) return;
+    write_all(to, std::string_view(buf, static_cast<size_t>(n)), display);
+  }
+}
+
+// Owner before mode (chown clears set-id bits), times last.
+void copy_attributes(int fd, const struct stat& st, const std::string& display) {
+  if (::fchown(fd, st.st_uid, st.st_gid) != 0) throw_errno("chown " + display);
+  if (::fchmod(fd, st.st_mode & 07777) != 0) throw_errno("chmod " + display);
+  const timespec times[2] = {st.st_atim, st.st_mtim};
+  if (::futimens(fd, times) != 0) throw_errno("set times of " + display);
+}
+
+// Symlinks and special files cannot be opened: their attributes go by name.
+void copy_attributes_at(int dir, const char* name, const struct stat& st,
+                        const std::string& display) {
+  if (::fchownat(dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0)
+    throw_errno("chown " + display);
+  if (!S_ISLNK(st.st_mode) && ::fchmodat(dir, name, st.st_mode & 07777, 0) != 0)
+    throw_errno("chmod " + display);
+  const timespec times[2] = {st.st_atim, st.st_mtim};
+  if (::utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW) != 0)
+    throw_errno("set times of " + display);
+}
+
+void copy_entry(int from_dir, int to_dir, const char* name, const std::string& display);
+
+void copy_contents(int from_dir, int to_dir, const std::string& display) {
+  // fdopendir takes over its fd, so it gets a duplicate.
+  int dup = ::openat(from_dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup < 0) throw_errno("open " + display);
+  DIR* dir = ::fdopendir(dup);
+  if (dir == nullptr) {
+    ::close(dup);
+    throw_errno("opendir " + display);
+  }
+  try {
+    while (dirent* entry = ::readdir(dir)) {
+      std::string_view child = entry->d_name;
+      if (child == "." || child == "..") continue;
+      copy_entry(from_dir, to_dir, entry->d_name, display + "/" + std::string(child));
+    }
+  } catch (...) {
+    ::closedir(dir);
+    throw;
+  }
+  ::closedir(dir);
+}
+
+void copy_entry(int from_dir, int to_dir, const char* name, const std::string& display) {
+  struct stat st {};
+  if (::fstatat(from_dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("stat " + display);
+  if (S_ISDIR(st.st_mode)) {
+    if (::mkdirat(to_dir, name, 0700) != 0) throw_errno("mkdir " + display);
+    UniqueFd from = open_at_or_throw(from_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    UniqueFd to = open_at_or_throw(to_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    copy_contents(from.get(), to.get(), display);
+    copy_attributes(to.get(), st, display);
+  } else if (S_ISREG(st.st_mode)) {
+    UniqueFd from = open_at_or_throw(from_dir, name, O_RDONLY | O_NOFOLLOW);
+    UniqueFd to = open_at_or_throw(to_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    copy_file_data(from.get(), to.get(), display);
+    copy_attributes(to.get(), st, display);
+  } else if (S_ISLNK(st.st_mode)) {
+    std::string target(PATH_MAX, '\0');
+    ssize_t n = ::readlinkat(from_dir, name, target.data(), target.size());
+    if (n < 0) throw_errno("readlink " + display);
+    target.resize(static_cast<size_t>(n));
+    if (::symlinkat(target.c_str(), to_dir, name) != 0) throw_errno("symlink " + display);
+    copy_attributes_at(to_dir, name, st, display);
+  } else {
+    if (::mknodat(to_dir, name, st.st_mode, st.st_rdev) != 0) throw_errno("mknod " + display);
+    copy_attributes_at(to_dir, name, st, display);
+  }
 }
 
 }  // namespace
@@ -130,6 +215,10 @@ void make_dirs(const std::string& path, mode_t mode) {
 
 void remove_tree(const std::string& path) {
   remove_tree_at(AT_FDCWD, path, path);
+}
+
+void copy_directory_contents(int from_dir, int to_dir) {
+  copy_contents(from_dir, to_dir, ".");
 }
 
 }  // namespace barge

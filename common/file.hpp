@@ -22,5 +22,9 @@ bool path_exists(const std::string& path);
 void make_dirs(const std::string& path, mode_t mode = 0755);
 // rm -rf of a host path we own (state dirs); never follows symlinks.
 void remove_tree(const std::string& path);
+// cp -a of everything inside from_dir into to_dir (both directory fds): directories, files,
+// symlinks, device nodes, fifos and sockets keep their owner, mode and times. Never follows
+// symlinks; hard links become separate copies.
+void copy_directory_contents(int from_dir, int to_dir);
 
 }  // namespace barge

@@ -25,7 +25,8 @@ struct MountOptions {
   std::vector<unsigned long> propagation;  // MS_SHARED|MS_REC ..., applied in order after mounting
   uint64_t recursive_set = 0;              // MOUNT_ATTR_* from rro, rnosuid, ... (whole subtree)
   uint64_t recursive_clear = 0;
-  std::string data;  // everything else, comma-joined: "size=64k,mode=755"
+  std::string data;      // everything else, comma-joined: "size=64k,mode=755"
+  bool copy_up = false;  // "tmpcopyup" (runc's extension): a tmpfs starts with what it covers
 
   bool is_bind() const;
   bool is_recursive_bind() const;

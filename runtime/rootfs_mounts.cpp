@@ -287,6 +287,24 @@ void mount_sysfs(const spec::Mount& m, const MountOptions& options, const Option
   bind_host_sys(target_fd, options);
 }
 
+// ---- tmpfs and devpts ----
+
+// tmpcopyup: the directory fd taken before mounting still reaches what the tmpfs then covers, so
+// the copy needs no temporary mount point; nothing runs in the container yet to see it half done.
+void mount_labeled_fs(int rootfd, const spec::Mount& m, const MountOptions& options,
+                      const Options& rootfs_options, int target_fd) {
+  const std::string data = runtime::lsm::with_mount_label(options.data, rootfs_options.mount_label);
+  if (m.type != "tmpfs" || !options.copy_up) {
+    mount_new_fs(m.source, target_fd, m.type, options.flags, data);
+    return;
+  }
+  UniqueFd covered(::openat(target_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!covered) throw_errno("open " + m.destination);
+  mount_new_fs(m.source, target_fd, m.type, options.flags, data);
+  UniqueFd tmpfs = open_in_root(rootfd, m.destination, O_RDONLY | O_DIRECTORY);
+  with_context("tmpcopyup", [&] { copy_directory_contents(covered.get(), tmpfs.get()); });
+}
+
 // ---- one mount ----
 
 void attach_idmapped_tree(int tree_fd, int target_fd, const MountOptions& options) {
@@ -321,8 +339,7 @@ void mount_one(int rootfd, size_t index, const spec::Mount& m, const Options& ro
   else if (m.type == "cgroup")
     mount_cgroup(rootfd, m, options, rootfs_options, target.get());
   else if (m.type == "tmpfs" || m.type == "devpts")
-    mount_new_fs(m.source, target.get(), m.type, options.flags,
-                 runtime::lsm::with_mount_label(options.data, rootfs_options.mount_label));
+    mount_labeled_fs(rootfd, m, options, rootfs_options, target.get());
   else
     mount_new_fs(m.source, target.get(), m.type, options.flags, options.data);
 

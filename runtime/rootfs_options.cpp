@@ -69,6 +69,8 @@ constexpr std::array kPropagationOptions{
     PropagationOption{"runbindable", MS_UNBINDABLE | MS_REC},
 };
 
+constexpr std::string_view kCopyUpOption = "tmpcopyup";
+
 // runc's recursive options, applied with mount_setattr(AT_RECURSIVE) to the whole subtree.
 struct RecursiveOption {
   std::string_view name;
@@ -194,6 +196,8 @@ MountOptions parse_mount_options(std::span<const std::string> options) {
     } else if (const auto* propagation = find_option(kPropagationOptions, option)) {
       out.propagation.push_back(propagation->flags);
     } else if (apply_recursive_option(out, option)) {
+    } else if (option == kCopyUpOption) {
+      out.copy_up = true;
     } else if (option == "idmap" || option == "ridmap") {
       throw_error("option \"" + option + "\": idmapped mounts are not supported");
     } else {
@@ -269,6 +273,7 @@ std::vector<std::string> known_mount_options() {
   append_names(kPropagationOptions, names);
   append_names(kRecursiveOptions, names);
   append_names(kRecursiveAtimeOptions, names);
+  names.emplace_back(kCopyUpOption);
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -154,3 +154,10 @@ TEST(RootfsPathSplit, DropsEmptyAndDotComponents) {
   EXPECT_EQ(split_parent("/dev/net/tun"), (std::pair<std::string, std::string>{"/dev/net", "tun"}));
   EXPECT_EQ(split_parent("/dev"), (std::pair<std::string, std::string>{"/", "dev"}));
 }
+
+TEST(RootfsOptions, TmpCopyUpIsAnExtensionNotData) {
+  auto parsed = parse({"rw", "nosuid", "tmpcopyup", "size=64k"});
+  EXPECT_TRUE(parsed.copy_up);
+  EXPECT_EQ(parsed.data, "size=64k");
+  EXPECT_FALSE(parse({"nosuid"}).copy_up);
+}

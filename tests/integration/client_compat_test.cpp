@@ -1,0 +1,97 @@
+// Runtime behaviours that clients (podman/conmon, containerd's shim) depend on beyond the spec:
+// runc's error wording that they map to exit codes, and runc's mount extensions they emit.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "tests/integration/harness.hpp"
+
+namespace barge::test {
+namespace {
+
+class ClientCompat : public RuntimeTest {};
+
+// The error message as a client matches it: case-insensitive, JSON quote escapes dropped.
+std::string as_client_reads_it(std::string text) {
+  std::erase(text, '\\');
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// podman turns "no such file or directory" / "executable file not found" into exit code 127 and
+// "permission denied" into 126; containerd shows the message to the user.
+TEST_F(ClientCompat, ExecutableErrorsUseRuncWording) {
+  struct Case {
+    std::string command;
+    std::string message;
+  };
+  for (const auto& [command, message] :
+       {Case{"/no/such/binary",
+             "exec: \"/no/such/binary\": stat /no/such/binary: no such file or directory"},
+        Case{"no-such-binary", "exec: \"no-such-binary\": executable file not found in $path"},
+        Case{"/etc/passwd", "exec: \"/etc/passwd\": permission denied"},
+        Case{"/etc", "exec: \"/etc\": permission denied"}}) {
+    std::string id;
+    auto r = run_container({command}, {}, &id);
+    EXPECT_NE(r.status, 0) << command << ": " << r.describe();
+    EXPECT_NE(as_client_reads_it(r.err).find(message), std::string::npos) << r.describe();
+    EXPECT_NO_LEFTOVERS(id);
+  }
+}
+
+TEST_F(ClientCompat, ExecIntoContainerUsesTheSameWording) {
+  std::string id = create_container({"sleep", "1000"});
+  ASSERT_EQ(runtime({"start", id}).status, 0);
+  auto r = runtime({"exec", id, "/no/such/binary"});
+  EXPECT_NE(r.status, 0) << r.describe();
+  EXPECT_NE(as_client_reads_it(r.err).find("stat /no/such/binary: no such file or directory"),
+            std::string::npos)
+      << r.describe();
+  r = runtime({"exec", id, "/etc/passwd"});
+  EXPECT_NE(r.status, 0) << r.describe();
+  EXPECT_NE(as_client_reads_it(r.err).find("exec: \"/etc/passwd\": permission denied"),
+            std::string::npos)
+      << r.describe();
+}
+
+// "tmpcopyup" (podman puts it on every tmpfs): the new tmpfs starts with a copy of what it covers,
+// owners, modes, symlinks and all, while the rootfs itself stays untouched (and read-only).
+TEST_F(ClientCompat, TmpfsCopyUp) {
+  std::string id = new_id();
+  Bundle b = make_bundle(
+      id,
+      {"sh", "-c",
+       "cd /data && stat -c '%a %u:%g %n' file sub sub/inner && readlink link && "
+       "grep ' /data ' /proc/self/mounts | cut -d' ' -f3 && echo new > new && cat new"},
+      [](Json& c) {
+        c["mounts"].push_back({{"destination", "/data"},
+                               {"type", "tmpfs"},
+                               {"source", "tmpfs"},
+                               {"options", {"rw", "rprivate", "nosuid", "nodev", "tmpcopyup"}}});
+      });
+  const std::string data = b.rootfs() + "/data";
+  std::filesystem::create_directories(data + "/sub");
+  std::ofstream(data + "/file") << "content\n";
+  std::ofstream(data + "/sub/inner") << "inner\n";
+  ASSERT_EQ(chown((data + "/file").c_str(), 1000, 1001), 0);
+  ASSERT_EQ(chmod((data + "/file").c_str(), 0640), 0);
+  ASSERT_EQ(chmod((data + "/sub").c_str(), 0777), 0);
+  ASSERT_EQ(chmod((data + "/sub/inner").c_str(), 04755), 0);
+  ASSERT_EQ(symlink("file", (data + "/link").c_str()), 0);
+
+  auto r = runtime({"run", "--bundle", b.dir, id});
+  EXPECT_EQ(r.status, 0) << r.describe();
+  // runc 1.1 lets the umask narrow copied directories (its issue 3991, fixed later).
+  const std::string sub_mode = testing_barge() ? "777" : "755";
+  EXPECT_EQ(r.out,
+            "640 1000:1001 file\n" + sub_mode + " 0:0 sub\n4755 0:0 sub/inner\nfile\ntmpfs\nnew\n");
+  EXPECT_FALSE(path_exists(data + "/new")) << "the write went to the rootfs";
+  EXPECT_NO_LEFTOVERS(id);
+}
+
+}  // namespace
+}  // namespace barge::test
