@@ -99,32 +99,6 @@ std::string resolve_in_path(const std::string& name) {
 
 // ---- temp dirs and cleanup ---------------------------------------------------------------------
 
-// Lazily detaches every mount at or below dir (deepest first) so remove_all never crosses into a
-// mount a misbehaving runtime left behind.
-void unmount_under(const std::string& dir) {
-  for (int round = 0; round < 8; ++round) {
-    auto lines = mounts_mentioning(dir);
-    if (lines.empty()) return;
-    std::vector<std::string> points;
-    for (const auto& line : lines) {
-      auto words = split_words(line);
-      if (words.size() > 4 && (words[4] == dir || words[4].rfind(dir + "/", 0) == 0)) {
-        points.push_back(words[4]);
-      }
-    }
-    if (points.empty()) return;
-    std::sort(points.begin(), points.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
-    for (const auto& p : points) umount2(p.c_str(), MNT_DETACH);
-  }
-}
-
-void remove_dir_safely(const std::string& dir) {
-  if (dir.empty() || !path_exists(dir)) return;
-  unmount_under(dir);
-  std::error_code ec;
-  fs::remove_all(dir, ec);
-}
-
 std::vector<std::string> cgroup_hierarchies() {
   std::vector<std::string> out;
   std::error_code ec;
@@ -320,6 +294,32 @@ const std::string& cached_rootfs() {
 
 // ---- host inspection ---------------------------------------------------------------------------
 
+// Lazily detaches every mount at or below dir (deepest first) so remove_all never crosses into a
+// mount a misbehaving runtime left behind.
+void unmount_under(const std::string& dir) {
+  for (int round = 0; round < 8; ++round) {
+    auto lines = mounts_mentioning(dir);
+    if (lines.empty()) return;
+    std::vector<std::string> points;
+    for (const auto& line : lines) {
+      auto words = split_words(line);
+      if (words.size() > 4 && (words[4] == dir || words[4].rfind(dir + "/", 0) == 0)) {
+        points.push_back(words[4]);
+      }
+    }
+    if (points.empty()) return;
+    std::sort(points.begin(), points.end(), [](auto& a, auto& b) { return a.size() > b.size(); });
+    for (const auto& p : points) umount2(p.c_str(), MNT_DETACH);
+  }
+}
+
+void remove_dir_safely(const std::string& dir) {
+  if (dir.empty() || !path_exists(dir)) return;
+  unmount_under(dir);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return "";
@@ -382,7 +382,8 @@ void remove_cgroup_dirs(const std::string& rel) {
   for (const auto& dir : cgroup_dirs(rel)) kill_and_rmdir_cgroup(dir);
 }
 
-void kill_processes_mentioning(const std::string& needle) {
+std::vector<int> pids_mentioning(const std::string& needle) {
+  std::vector<int> pids;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
@@ -391,8 +392,13 @@ void kill_processes_mentioning(const std::string& needle) {
     if (pid == getpid()) continue;
     std::string cmdline = slurp(entry.path().string() + "/cmdline");
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-    if (cmdline.find(needle) != std::string::npos) kill(pid, SIGKILL);
+    if (cmdline.find(needle) != std::string::npos) pids.push_back(pid);
   }
+  return pids;
+}
+
+void kill_processes_mentioning(const std::string& needle) {
+  for (int pid : pids_mentioning(needle)) kill(pid, SIGKILL);
 }
 
 bool process_alive(int pid) {

@@ -60,8 +60,14 @@ std::string slurp(const std::string& path);  // "" when unreadable
 bool path_exists(const std::string& path);
 // Lines of /proc/self/mountinfo whose mount point or root mentions needle.
 std::vector<std::string> mounts_mentioning(const std::string& needle);
+// Lazily detaches every mount at or below dir, deepest first.
+void unmount_under(const std::string& dir);
+// unmount_under, then rm -rf (never crossing into a mount left behind).
+void remove_dir_safely(const std::string& dir);
 // Existing cgroup directories /sys/fs/cgroup/<hierarchy>/<rel> over every hierarchy (v1 and v2).
 std::vector<std::string> cgroup_dirs(const std::string& rel);
+// Processes (other than this one) whose command line mentions needle.
+std::vector<int> pids_mentioning(const std::string& needle);
 // SIGKILLs every process whose command line mentions needle (our unique temp paths only).
 void kill_processes_mentioning(const std::string& needle);
 // Kills the processes left in those cgroup dirs and removes them (only call for our own test ids).
