@@ -5,9 +5,9 @@
 // no network, and CONTAINERS_CONF/STORAGE_CONF/REGISTRIES_CONF pointing at files written here;
 // containers go under a cgroup parent of our own. The runtime is reached through a wrapper script
 // that adds a private `--root` (podman passes none, and its cleanup process could not be told one)
-// and logs the argv podman and conmon pass, one NUL-separated record per call. With
-// BARGE_PODMAN_ARGV_OUT=FILE the de-duplicated argv list is merged into FILE as one JSON array per
-// line (tests/data/client-argv/podman.argv is made that way).
+// and logs the argv podman and conmon pass (a shell printf: a Python wrapper costs seconds per call
+// on a loaded machine). With BARGE_RECORD_ARGV=LOG those calls are appended to LOG as JSON lines;
+// `tests/argv-fixture.py normalize LOG > tests/data/client-argv/podman.argv` makes the fixture.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -15,8 +15,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
-#include <set>
 #include <thread>
 
 #include "tests/integration/harness.hpp"
@@ -81,26 +79,10 @@ std::vector<std::vector<std::string>> read_argv_log(const std::string& path) {
   return calls;
 }
 
-// Stable placeholders for what changes from run to run (our dir, ids, temp names).
-std::string normalize_arg(std::string arg, const std::string& dir) {
-  for (size_t at; (at = arg.find(dir)) != std::string::npos;) arg.replace(at, dir.size(), "/P");
-  static const std::regex id("[0-9a-f]{64}");
-  static const std::regex numbered("(exec-process-|/podman|conmon-term\\.)[0-9A-Za-z]+");
-  arg = std::regex_replace(arg, id,
-                           "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-  return std::regex_replace(arg, numbered, "$1N");
-}
-
-void merge_argv_fixture(const std::string& log, const std::string& dir, const std::string& out) {
-  std::set<std::string> lines;
-  for (const auto& line : split_lines(slurp(out)))
-    if (!line.empty()) lines.insert(line);
-  for (auto& call : read_argv_log(log)) {
-    for (auto& arg : call) arg = normalize_arg(arg, dir);
-    lines.insert(Json(call).dump());
-  }
-  std::ofstream file(out, std::ios::trunc);
-  for (const auto& line : lines) file << line << "\n";
+// Appends the calls as the raw log tests/argv-fixture.py normalises: one JSON array per line.
+void append_argv_record(const std::string& log, const std::string& out) {
+  std::ofstream file(out, std::ios::app);
+  for (const auto& call : read_argv_log(log)) file << Json(call).dump() << "\n";
 }
 
 // ---- one private podman world per test process -------------------------------------------------
@@ -227,8 +209,8 @@ class PodmanWorld {
   void destroy() const {
     remove_all_containers();
     force_clean();
-    if (const char* out = std::getenv("BARGE_PODMAN_ARGV_OUT"); out && *out)
-      merge_argv_fixture(argv_log(), dir_, out);
+    if (const char* out = std::getenv("BARGE_RECORD_ARGV"); out && *out)
+      append_argv_record(argv_log(), out);
     remove_dir_safely(dir_);
   }
 
