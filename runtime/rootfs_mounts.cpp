@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -289,11 +290,31 @@ void mount_sysfs(const spec::Mount& m, const MountOptions& options, const Option
 
 // ---- tmpfs and devpts ----
 
-// tmpcopyup: the directory fd taken before mounting still reaches what the tmpfs then covers, so
-// the copy needs no temporary mount point; nothing runs in the container yet to see it half done.
+// The permission bits of the directory a tmpfs is about to cover, when it exists.
+std::optional<mode_t> covered_dir_mode(int rootfd, const std::string& path) {
+  try {
+    UniqueFd fd = open_in_root(rootfd, path, O_PATH);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) return st.st_mode & 07777;
+  } catch (const Error& e) {
+    if (e.code() != ENOENT) throw;
+  }
+  return std::nullopt;
+}
+
+// A tmpfs over an existing directory keeps that directory's mode unless the options set one (as
+// runc >= 1.1.8 and crun do: /tmp stays 1777, /run 0755). tmpcopyup: the directory fd taken
+// before mounting still reaches what the tmpfs then covers, so the copy needs no temporary mount
+// point; nothing runs in the container yet to see it half done.
 void mount_labeled_fs(int rootfd, const spec::Mount& m, const MountOptions& options,
-                      const Options& rootfs_options, int target_fd) {
-  const std::string data = runtime::lsm::with_mount_label(options.data, rootfs_options.mount_label);
+                      const Options& rootfs_options, std::optional<mode_t> covered_mode,
+                      int target_fd) {
+  std::string data = runtime::lsm::with_mount_label(options.data, rootfs_options.mount_label);
+  if (m.type == "tmpfs" && covered_mode) {
+    std::ostringstream mode;
+    mode << "mode=" << std::oct << *covered_mode;
+    data = data.empty() ? mode.str() : mode.str() + "," + data;  // a later mode= wins
+  }
   if (m.type != "tmpfs" || !options.copy_up) {
     mount_new_fs(m.source, target_fd, m.type, options.flags, data);
     return;
@@ -333,13 +354,15 @@ void mount_one(int rootfd, size_t index, const spec::Mount& m, const Options& ro
     bind_onto(source, target.get(), options);
     return;
   }
+  std::optional<mode_t> covered_mode;
+  if (m.type == "tmpfs") covered_mode = covered_dir_mode(rootfd, m.destination);
   UniqueFd target = mkdir_all_in_root(rootfd, m.destination);
   if (m.type == "sysfs")
     mount_sysfs(m, options, rootfs_options, target.get());
   else if (m.type == "cgroup")
     mount_cgroup(rootfd, m, options, rootfs_options, target.get());
   else if (m.type == "tmpfs" || m.type == "devpts")
-    mount_labeled_fs(rootfd, m, options, rootfs_options, target.get());
+    mount_labeled_fs(rootfd, m, options, rootfs_options, covered_mode, target.get());
   else
     mount_new_fs(m.source, target.get(), m.type, options.flags, options.data);
 

@@ -468,11 +468,12 @@ TEST_F(Podman, PidsLimitStopsAProcessFlood) {
 TEST_F(Podman, ReadOnlyRootWithTmpfsCopyUp) {
   // podman's tmpfs mounts carry "tmpcopyup": the image's files under the mount point show through.
   auto r = run({"--rm", "--read-only", "--tmpfs", "/opt", "--tmpfs", "/home", kImage,
-                "cat /opt/old/z; stat -c '%a %u:%g' /home/app; touch /opt/new && echo writable; "
+                "cat /opt/old/z; stat -c '%a %u:%g' /home/app; stat -c '%a %n' /run /tmp; "
+                "touch /opt/new && echo writable; "
                 "touch /x 2>/dev/null || echo root-readonly; grep ' /opt ' /proc/self/mounts | "
                 "cut -d' ' -f3"});
   EXPECT_EQ(r.status, 0) << r.describe();
-  EXPECT_EQ(r.out, "new z\n750 1000:1000\nwritable\nroot-readonly\ntmpfs\n");
+  EXPECT_EQ(r.out, "new z\n750 1000:1000\n755 /run\n1777 /tmp\nwritable\nroot-readonly\ntmpfs\n");
 }
 
 TEST_F(Podman, PauseResumeAndUpdate) {

@@ -93,5 +93,34 @@ TEST_F(ClientCompat, TmpfsCopyUp) {
   EXPECT_NO_LEFTOVERS(id);
 }
 
+// A tmpfs over an existing directory takes that directory's mode unless its options name one (runc
+// since 1.1.8, crun); over a missing one it has tmpfs's default 1777. podman relies on this for
+// --read-only's /run (0755) and /tmp (1777).
+TEST_F(ClientCompat, TmpfsKeepsTheModeOfTheDirectoryItCovers) {
+  auto tmpfs = [](const std::string& destination, Json options) {
+    return Json{{"destination", destination},
+                {"type", "tmpfs"},
+                {"source", "tmpfs"},
+                {"options", std::move(options)}};
+  };
+  std::string id = new_id();
+  Bundle b =
+      make_bundle(id, {"stat", "-c", "%a %n", "/covered", "/explicit", "/fresh"}, [&](Json& c) {
+        c["mounts"].push_back(tmpfs("/covered", {"nosuid"}));
+        c["mounts"].push_back(tmpfs("/explicit", {"nosuid", "mode=700"}));
+        c["mounts"].push_back(tmpfs("/fresh", {"nosuid"}));
+      });
+  for (const char* dir : {"/covered", "/explicit"}) {
+    ASSERT_EQ(mkdir((b.rootfs() + dir).c_str(), 0750), 0);
+    ASSERT_EQ(chmod((b.rootfs() + dir).c_str(), 0750), 0);
+  }
+  auto r = runtime({"run", "--bundle", b.dir, id});
+  EXPECT_EQ(r.status, 0) << r.describe();
+  // runc 1.1.5 (Debian 12) still chmods over an explicit mode= (its issue 3911).
+  const std::string explicit_mode = testing_barge() ? "700" : "750";
+  EXPECT_EQ(r.out, "750 /covered\n" + explicit_mode + " /explicit\n1777 /fresh\n");
+  EXPECT_NO_LEFTOVERS(id);
+}
+
 }  // namespace
 }  // namespace barge::test
