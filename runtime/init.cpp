@@ -116,6 +116,8 @@ InitSetup set_up_container(const InitContext& ctx) {
   if (ctx.has_create_hooks)
     rootfs_options.before_pivot = [&] { hook_state = run_create_hooks(ctx); };
   rootfs::prepare(spec, rootfs_options);
+  // As runc: pivoted (paths stay inside), still root and before a read-only root is remounted.
+  if (!process.cwd.empty()) with_context("process.cwd", [&] { make_dirs(process.cwd, 0755); });
   set_host_and_domain_name(spec);
   apply_sysctls(spec);
   if (ctx.console_socket_fd >= 0) {

@@ -213,11 +213,7 @@ std::vector<std::string> with_home(std::vector<std::string> env, uint32_t uid) {
 
 void enter_working_directory(const std::string& cwd) {
   std::string target = cwd.empty() ? "/" : cwd;
-  if (::chdir(target.c_str()) != 0) {
-    if (errno != ENOENT) throw_errno("process.cwd: chdir " + target);
-    with_context("process.cwd", [&] { make_dirs(target, 0755); });
-    if (::chdir(target.c_str()) != 0) throw_errno("process.cwd: chdir " + target);
-  }
+  if (::chdir(target.c_str()) != 0) throw_errno("process.cwd: chdir " + target);
   // CVE-2024-21626: a cwd reached through a leaked host fd shows as "(unreachable)/...".
   char buf[4096];
   if (::getcwd(buf, sizeof buf) == nullptr || buf[0] != '/')

@@ -77,7 +77,8 @@ std::string find_executable(const std::string& name, const std::vector<std::stri
 std::vector<char*> as_argv(std::vector<std::string>& strings);
 // Adds HOME from the container's /etc/passwd (or "/") when env lacks it, as runc does.
 std::vector<std::string> with_home(std::vector<std::string> env, uint32_t uid);
-// chdir into cwd, creating it if needed; verifies the result is inside the container.
+// chdir into cwd (the init created it if missing, an exec fails on it as with runc, which podman
+// turns into exit code 127); verifies the result is inside the container.
 void enter_working_directory(const std::string& cwd);
 
 }  // namespace barge::runtime

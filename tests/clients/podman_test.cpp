@@ -383,6 +383,7 @@ TEST_F(Podman, DetachedExecLogsStopRemove) {
   EXPECT_EQ(podman({"exec", "detached", "/nonexistent"}).status, 127);
   EXPECT_EQ(podman({"exec", "detached", "nonexistent"}).status, 127);
   EXPECT_EQ(podman({"exec", "detached", "/etc/passwd"}).status, 126);
+  EXPECT_EQ(podman({"exec", "--workdir", "/no/such/dir", "detached", "true"}).status, 127);
 
   r = podman({"logs", "detached"});
   EXPECT_EQ(r.out, "started\n") << r.describe();

@@ -58,6 +58,21 @@ TEST_F(ClientCompat, ExecIntoContainerUsesTheSameWording) {
       << r.describe();
 }
 
+// runc creates a missing cwd for the init but not for an exec; podman expects the exec to fail
+// (exit code 127 from "no such file or directory") and the container to stay untouched.
+TEST_F(ClientCompat, ExecIntoMissingCwdFails) {
+  std::string id =
+      create_container({"sleep", "1000"}, [](Json& c) { c["process"]["cwd"] = "/made"; });
+  ASSERT_EQ(runtime({"start", id}).status, 0);
+  EXPECT_EQ(runtime({"exec", id, "test", "-d", "/made"}).status, 0) << "init cwd not created";
+  auto r = runtime({"exec", "--cwd", "/no/such/dir", id, "true"});
+  EXPECT_NE(r.status, 0) << r.describe();
+  EXPECT_NE(as_client_reads_it(r.err).find("no such file or directory"), std::string::npos)
+      << r.describe();
+  EXPECT_NE(runtime({"exec", id, "test", "-e", "/no/such/dir"}).status, 0)
+      << "exec created its cwd inside the container";
+}
+
 // "tmpcopyup" (podman puts it on every tmpfs): the new tmpfs starts with a copy of what it covers,
 // owners, modes, symlinks and all, while the rootfs itself stays untouched (and read-only).
 TEST_F(ClientCompat, TmpfsCopyUp) {
