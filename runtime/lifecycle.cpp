@@ -105,6 +105,18 @@ void kill_and_destroy(const StateDir& dir, const ContainerState& state, Status s
   destroy_resources(dir, state);
 }
 
+// runc compat: `delete --force` of a container that does not exist succeeds, so cleanup paths
+// (containerd's shim, podman) can call it unconditionally.
+std::optional<StateDir> open_for_delete(const GlobalOptions& global, const std::string& id,
+                                        bool force) {
+  try {
+    return StateDir::open(global.root, id);
+  } catch (const Error& e) {
+    if (force && e.code() == ENOENT) return std::nullopt;
+    throw;
+  }
+}
+
 }  // namespace
 
 void start(const GlobalOptions& global, const std::string& id) {
@@ -184,7 +196,9 @@ void kill(const GlobalOptions& global, const std::string& id, int sig, bool all)
 }
 
 void remove(const GlobalOptions& global, const std::string& id, bool force) {
-  StateDir dir = StateDir::open(global.root, id);
+  std::optional<StateDir> opened = open_for_delete(global, id, force);
+  if (!opened) return;
+  StateDir& dir = *opened;
   if (!dir.has_state()) {
     dir.remove();  // a create that crashed before its first record: nothing else exists
     return;
