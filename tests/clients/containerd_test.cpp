@@ -66,25 +66,6 @@ std::string tail_of(const std::string& path, size_t bytes = 4000) {
   return text.size() > bytes ? text.substr(text.size() - bytes) : text;
 }
 
-// Processes whose command line contains every needle (the daemon's shims are found by their
-// -address and -id arguments).
-std::vector<int> processes_mentioning_all(const std::vector<std::string>& needles) {
-  std::vector<int> pids;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline = slurp(entry.path().string() + "/cmdline");
-    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-    cmdline += " ";
-    bool all = std::all_of(needles.begin(), needles.end(), [&](const std::string& n) {
-      return cmdline.find(n) != std::string::npos;
-    });
-    if (all && process_alive(std::atoi(name.c_str()))) pids.push_back(std::atoi(name.c_str()));
-  }
-  return pids;
-}
-
 template <typename Predicate>
 bool eventually(Predicate done, std::chrono::milliseconds timeout = 10s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -181,7 +162,7 @@ class Containerd {
     if (dir_.empty()) return;
     if (!daemon_.exited()) remove_all_containers();
     daemon_.stop();
-    for (int pid : processes_mentioning_all({"-address " + address_ + " "})) kill(pid, SIGKILL);
+    for (int pid : all_shim_pids()) kill(pid, SIGKILL);
     kill_processes_mentioning(runtime_root_);
     for (const auto& id : runtime_state_ids()) {
       run_process({runtime_, "--root", runtime_root_ + "/" + namespace_, "delete", "--force", id});
@@ -245,12 +226,12 @@ class Containerd {
     return std::string(kShimSocketDir) + "/" +
            image::sha256_of(address_ + "/" + namespace_ + "/" + id).substr(7);
   }
+  // Shims carry "-namespace NS -id ID -address ADDRESS" (cmdline NULs read as spaces).
   std::vector<int> shim_pids(const std::string& id) const {
-    return processes_mentioning_all({"-address " + address_ + " ", "-id " + id + " "});
+    return pids_mentioning(" -namespace " + namespace_ + " -id " + id + " -address " + address_ +
+                           " ");
   }
-  std::vector<int> all_shim_pids() const {
-    return processes_mentioning_all({"containerd-shim", "-address " + address_ + " "});
-  }
+  std::vector<int> all_shim_pids() const { return pids_mentioning(" -address " + address_ + " "); }
   std::vector<std::string> runtime_state_ids() const {
     std::vector<std::string> ids;
     std::error_code ec;
@@ -477,6 +458,12 @@ TEST_F(ContainerdTest, ExecJoinsTheRunningContainer) {
   auto t = task(id);
   ASSERT_EQ(t.status, "RUNNING");
   ASSERT_GT(t.pid, 0);
+  // The leftover probes must see a live container, or their silence after delete proves nothing.
+  EXPECT_EQ(d().shim_pids(id).size(), 1u);
+  EXPECT_TRUE(path_exists(d().shim_socket(id))) << d().shim_socket(id);
+  EXPECT_FALSE(mounts_mentioning(d().bundle(id)).empty());
+  EXPECT_FALSE(cgroup_dirs(d().cgroup_rel(id)).empty());
+  EXPECT_TRUE(path_exists(d().runtime_state(id)));
 
   auto simple = exec(id, "e1", {"sh", "-c", "echo exec-out; echo $FOO; pwd; exit 7"});
   EXPECT_EQ(simple.status, 7) << simple.describe();
