@@ -239,5 +239,19 @@ TEST_F(NetworkBridgeTest, DetachedOutputIsLoggedAndExecStopRmWork) {
   EXPECT_NE(gone.err.find("no such container"), std::string::npos) << gone.err;
 }
 
+TEST_F(NetworkBridgeTest, DetachedRmRemovesTheContainerWhenItExits) {
+  std::string id = run_detached({"--rm", "-p", "18195:80", "bb:1", "sleep 0.5"});
+  ASSERT_FALSE(id.empty());
+  // A remover outlives `run` and removes everything once the container exits: wait for it
+  // (bounded), then nothing may be left.
+  bool gone = false;
+  for (int i = 0; i < 300 && !gone; ++i) {
+    gone = !std::filesystem::exists(data_ + "/" + id);
+    if (!gone) ::usleep(50 * 1000);
+  }
+  EXPECT_TRUE(gone) << "the --rm container is still there";
+  for (const auto& leftover : container_leftovers()) ADD_FAILURE() << leftover;
+}
+
 }  // namespace
 }  // namespace barge::test
