@@ -189,10 +189,14 @@ void kill(const GlobalOptions& global, const std::string& id, int sig, bool all)
   if (status == Status::creating) throw Error("container " + id + " is being created");
   if (all) {
     if (!state.cgroup_path.empty()) cgroups::Cgroup::open(state.cgroup_path).signal_all(sig);
-    return;
+  } else {
+    if (status == Status::stopped) throw Error("container not running", ESRCH);
+    signal_init(state, sig);
   }
-  if (status == Status::stopped) throw Error("container not running", ESRCH);
-  signal_init(state, sig);
+  // A frozen process dies of SIGKILL only once thawed (cgroup v1); runc thaws too, and podman
+  // waits for the exit after `kill` of a paused container.
+  if (sig == SIGKILL && status == Status::paused && !state.cgroup_path.empty())
+    cgroups::Cgroup::open(state.cgroup_path).thaw();
 }
 
 void remove(const GlobalOptions& global, const std::string& id, bool force) {

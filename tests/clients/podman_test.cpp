@@ -492,6 +492,13 @@ TEST_F(Podman, PauseResumeAndUpdate) {
   EXPECT_EQ(r.status, 0) << r.describe();
   EXPECT_EQ(trim(slurp(cgroup_file(cgroup, "memory", "memory.limit_in_bytes", "memory.max"))),
             "100663296");
+
+  // Killing a paused container ends it (the runtime thaws after SIGKILL).
+  ASSERT_EQ(podman({"pause", "paused"}).status, 0);
+  r = podman({"kill", "paused"});
+  EXPECT_EQ(r.status, 0) << r.describe();
+  r = podman({"wait", "paused"});
+  EXPECT_EQ(trim(r.out), "137") << r.describe();
 }
 
 TEST_F(Podman, TwentyContainersInARowLeaveNothingBehind) {

@@ -73,6 +73,21 @@ TEST_F(ClientCompat, ExecIntoMissingCwdFails) {
       << "exec created its cwd inside the container";
 }
 
+// podman kill of a paused container: SIGKILL must end it, not leave it frozen.
+TEST_F(ClientCompat, SigkillEndsAPausedContainer) {
+  for (bool all : {false, true}) {
+    std::string id = create_container({"sleep", "1000"});
+    ASSERT_EQ(runtime({"start", id}).status, 0);
+    ASSERT_EQ(runtime({"pause", id}).status, 0);
+    std::vector<std::string> kill{"kill"};
+    if (all) kill.push_back("--all");
+    kill.insert(kill.end(), {id, "KILL"});
+    auto r = runtime(kill);
+    EXPECT_EQ(r.status, 0) << r.describe();
+    EXPECT_EQ(wait_for_status(id, "stopped"), "stopped") << (all ? "kill --all" : "kill");
+  }
+}
+
 // "tmpcopyup" (podman puts it on every tmpfs): the new tmpfs starts with a copy of what it covers,
 // owners, modes, symlinks and all, while the rootfs itself stays untouched (and read-only).
 TEST_F(ClientCompat, TmpfsCopyUp) {
