@@ -17,6 +17,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/fd.hpp"
 #include "tests/integration/harness.hpp"
 
 namespace fs = std::filesystem;
@@ -128,8 +129,10 @@ class PodmanWorld {
     return argv;
   }
 
-  ProcResult podman(const std::vector<std::string>& args) const {
-    return run_process(command(args), {.timeout = kPodmanTimeout});
+  // extra_fds become podman's fds 3, 4, ... (for --preserve-fds).
+  ProcResult podman(const std::vector<std::string>& args, std::vector<int> extra_fds = {}) const {
+    return run_process(command(args),
+                       {.timeout = kPodmanTimeout, .extra_fds = std::move(extra_fds)});
   }
 
   // `podman load` copies through containers/image, which keeps a blob-info cache in
@@ -292,14 +295,23 @@ class Podman : public ::testing::Test {
     world_->force_clean();
   }
 
-  static ProcResult podman(const std::vector<std::string>& args) { return world_->podman(args); }
+  static ProcResult podman(const std::vector<std::string>& args, std::vector<int> extra_fds = {}) {
+    return world_->podman(args, std::move(extra_fds));
+  }
 
   // `podman run` in our cgroup parent; args are the run options, then the image and command.
-  static ProcResult run(const std::vector<std::string>& args) {
+  static ProcResult run(const std::vector<std::string>& args, std::vector<int> extra_fds = {}) {
     std::vector<std::string> full{"run", "--cgroup-parent", world_->cgroup_parent(), "--network",
                                   "none"};
     full.insert(full.end(), args.begin(), args.end());
-    return podman(full);
+    return podman(full, std::move(extra_fds));
+  }
+
+  // A file whose read fd is passed on as fd 3 (--preserve-fds).
+  static UniqueFd file_with(const std::string& content) {
+    const std::string path = world_->dir() + "/fd-source";
+    write_text(path, content);
+    return UniqueFd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   }
 
   // A detached container running script (the image's entrypoint is `/bin/sh -c`).
@@ -363,6 +375,19 @@ TEST_F(Podman, RunRemoveGivesOutputAndExitCodes) {
   EXPECT_EQ(r.status, 127) << r.describe();
   r = run({"--rm", "--entrypoint", "/etc/passwd", kImage});
   EXPECT_EQ(r.status, 126) << r.describe();
+}
+
+TEST_F(Podman, PreservedFdsReachRunAndExec) {
+  UniqueFd fd = file_with("through-fd-3\n");
+  auto r = run({"--rm", "--preserve-fds", "1", kImage, "cat <&3"}, {fd.get()});
+  EXPECT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(r.out, "through-fd-3\n");
+
+  run_detached("fds", "sleep 1000");
+  fd = file_with("exec-fd-3\n");
+  r = podman({"exec", "--preserve-fds", "1", "fds", "sh", "-c", "cat <&3"}, {fd.get()});
+  EXPECT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(r.out, "exec-fd-3\n");
 }
 
 TEST_F(Podman, DetachedExecLogsStopRemove) {
