@@ -147,8 +147,14 @@ class Containerd {
     address_ = dir_ + "/containerd.sock";
     namespace_ = "barge-" + std::to_string(getpid());
     runtime_root_ = dir_ + "/runtime-root";
-    run_containerd_existed_ = path_exists("/run/containerd");
-    shim_dir_existed_ = path_exists(kShimSocketDir);
+    // Host dirs the shim may create: its sockets, and its default runtime root when it cleans up
+    // after a failed create. Those that are new are removed (when empty) at the end.
+    const std::vector<std::string> host_dirs{"/run/containerd", kShimSocketDir,
+                                             "/run/containerd/runc",
+                                             "/run/containerd/runc/" + namespace_};
+    for (const auto& dir : host_dirs) {
+      if (!path_exists(dir)) new_host_dirs_.insert(new_host_dirs_.begin(), dir);
+    }
     runtime_ = runtime_binary();
     if (const char* log = std::getenv("BARGE_RECORD_ARGV"); log && *log) wrap_runtime(log);
     write_config();
@@ -170,8 +176,7 @@ class Containerd {
       unlink(shim_socket(id).c_str());
     }
     for (const auto& dir : cgroup_dirs(namespace_)) rmdir(dir.c_str());
-    if (!shim_dir_existed_) rmdir(kShimSocketDir);
-    if (!run_containerd_existed_) rmdir("/run/containerd");
+    for (const auto& dir : new_host_dirs_) rmdir(dir.c_str());  // deepest first
   }
 
   // The complete ctr command line for args (our socket and namespace).
@@ -302,7 +307,7 @@ class Containerd {
 
   std::string dir_, address_, namespace_, runtime_root_, runtime_;
   Background daemon_;
-  bool run_containerd_existed_ = true, shim_dir_existed_ = true;
+  std::vector<std::string> new_host_dirs_;
 };
 
 // ---- fixture -----------------------------------------------------------------------------------
