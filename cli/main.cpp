@@ -64,6 +64,12 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // CLI11 only says "A subcommand is required" when the first word names no command.
+    if (app.get_subcommands().empty() && !app.remaining().empty()) {
+      std::cerr << "barge: unknown command \"" << app.remaining().front()
+                << "\" (see barge --help)\n";
+      return 1;
+    }
     app.exit(e);
     return 1;
   }

@@ -202,8 +202,11 @@ TEST_F(Cli, UnknownFlagFails) {
 }
 
 TEST_F(Cli, UnknownCommandFails) {
-  auto r = runtime({"no-such-command"});
+  auto r = runtime({"no-such-command", "--flag", "id"});
   EXPECT_NE(r.status, 0) << r.describe();
+  if (testing_barge()) {
+    EXPECT_NE(r.err.find("unknown command \"no-such-command\""), std::string::npos) << r.describe();
+  }
 }
 
 TEST_F(Cli, MissingIdFails) {
