@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,17 +28,6 @@ std::string read_all(int fd, const std::string& name) {
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
-}
-
-void write_all(int fd, std::string_view content, const std::string& name) {
-  while (!content.empty()) {
-    ssize_t n = ::write(fd, content.data(), content.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_errno("write " + name);
-    }
-    content.remove_prefix(static_cast<size_t>(n));
-  }
 }
 
 void remove_tree_at(int parent, const std::string& name, const std::string& display) {
@@ -65,37 +55,12 @@ void remove_tree_at(int parent, const std::string& name, const std::string& disp
     throw_errno("remove " + display);
 }
 
-void copy_file_data(int from, int to, const std::string& display) {
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(from, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_errno("read " + display);
-    }
-    if (n == 0) return;
-    write_all(to, std::string_view(buf, static_cast<size_t>(n)), display);
-  }
-}
-
 // Owner before mode (chown clears set-id bits), times last.
 void copy_attributes(int fd, const struct stat& st, const std::string& display) {
   if (::fchown(fd, st.st_uid, st.st_gid) != 0) throw_errno("chown " + display);
   if (::fchmod(fd, st.st_mode & 07777) != 0) throw_errno("chmod " + display);
   const timespec times[2] = {st.st_atim, st.st_mtim};
   if (::futimens(fd, times) != 0) throw_errno("set times of " + display);
-}
-
-// Symlinks and special files cannot be opened: their attributes go by name.
-void copy_attributes_at(int dir, const char* name, const struct stat& st,
-                        const std::string& display) {
-  if (::fchownat(dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0)
-    throw_errno("chown " + display);
-  if (!S_ISLNK(st.st_mode) && ::fchmodat(dir, name, st.st_mode & 07777, 0) != 0)
-    throw_errno("chmod " + display);
-  const timespec times[2] = {st.st_atim, st.st_mtim};
-  if (::utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW) != 0)
-    throw_errno("set times of " + display);
 }
 
 void copy_entry(int from_dir, int to_dir, const char* name, const std::string& display);
@@ -150,6 +115,41 @@ void copy_entry(int from_dir, int to_dir, const char* name, const std::string& d
 }
 
 }  // namespace
+
+void write_all(int fd, std::string_view content, const std::string& name) {
+  while (!content.empty()) {
+    ssize_t n = ::write(fd, content.data(), content.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("write " + name);
+    }
+    content.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+void copy_file_data(int from, int to, const std::string& display) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(from, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("read " + display);
+    }
+    if (n == 0) return;
+    write_all(to, std::string_view(buf, static_cast<size_t>(n)), display);
+  }
+}
+
+void copy_attributes_at(int dir, const char* name, const struct stat& st,
+                        const std::string& display) {
+  if (::fchownat(dir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0)
+    throw_errno("chown " + display);
+  if (!S_ISLNK(st.st_mode) && ::fchmodat(dir, name, st.st_mode & 07777, 0) != 0)
+    throw_errno("chmod " + display);
+  const timespec times[2] = {st.st_atim, st.st_mtim};
+  if (::utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW) != 0)
+    throw_errno("set times of " + display);
+}
 
 UniqueFd open_or_throw(const std::string& path, int flags, mode_t mode) {
   return open_at_or_throw(AT_FDCWD, path, flags, mode);
@@ -219,6 +219,41 @@ void remove_tree(const std::string& path) {
 
 void copy_directory_contents(int from_dir, int to_dir) {
   copy_contents(from_dir, to_dir, ".");
+}
+
+void copy_xattrs_at(int from_dir, const std::string& from_name, int to_dir,
+                    const std::string& to_name, std::string_view skip_prefix) {
+  auto at = [](int dir, const std::string& name) {
+    return "/proc/self/fd/" + std::to_string(dir) + "/" + name;
+  };
+  const std::string from = at(from_dir, from_name);
+  const std::string to = at(to_dir, to_name);
+  std::string names(1024, '\0');
+  ssize_t n = 0;
+  while ((n = ::llistxattr(from.c_str(), names.data(), names.size())) < 0 && errno == ERANGE)
+    names.resize(names.size() * 4);
+  if (n < 0) {
+    if (errno == ENOTSUP) return;
+    throw_errno("list xattrs of " + from_name);
+  }
+  names.resize(static_cast<size_t>(n));
+  std::string value(4096, '\0');
+  for (size_t pos = 0; pos < names.size();) {
+    const std::string name = names.c_str() + pos;
+    pos += name.size() + 1;
+    if (!skip_prefix.empty() && std::string_view(name).starts_with(skip_prefix)) continue;
+    ssize_t size = 0;
+    while ((size = ::lgetxattr(from.c_str(), name.c_str(), value.data(), value.size())) < 0 &&
+           errno == ERANGE)
+      value.resize(value.size() * 4);
+    if (size < 0) {
+      if (errno == ENODATA) continue;
+      throw_errno("get xattr " + name + " of " + from_name);
+    }
+    if (::lsetxattr(to.c_str(), name.c_str(), value.data(), static_cast<size_t>(size), 0) != 0 &&
+        errno != ENOTSUP && errno != EPERM)
+      throw_errno("set xattr " + name + " on " + to_name);
+  }
 }
 
 }  // namespace barge

@@ -1,6 +1,8 @@
 // Small file helpers that throw barge::Error naming the path.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <string>
 #include <string_view>
 
@@ -12,6 +14,8 @@ std::string read_file(const std::string& path);
 // Reads a file relative to dirfd (openat semantics).
 std::string read_file_at(int dirfd, const std::string& name);
 void write_file(const std::string& path, std::string_view content);
+// write(2) until all of content is written (name is for the error message).
+void write_all(int fd, std::string_view content, const std::string& name);
 // Writes name in dirfd atomically: temp file in the same directory, fsync-free rename.
 void write_file_atomic_at(int dirfd, const std::string& name, std::string_view content);
 void write_file_atomic(const std::string& path, std::string_view content);
@@ -26,5 +30,16 @@ void remove_tree(const std::string& path);
 // symlinks, device nodes, fifos and sockets keep their owner, mode and times. Never follows
 // symlinks; hard links become separate copies.
 void copy_directory_contents(int from_dir, int to_dir);
+// The rest of fd from into fd to.
+void copy_file_data(int from, int to, const std::string& display);
+// Owner, mode (not for symlinks) and times of st on dir/name, never following a symlink. Owner
+// first: chown clears set-id bits.
+void copy_attributes_at(int dir, const char* name, const struct stat& st,
+                        const std::string& display);
+// Copies the extended attributes of from_dir/from_name to to_dir/to_name, never following a
+// final symlink ("." names the directory itself). Names starting with skip_prefix, and names the
+// target refuses (ENOTSUP, EPERM), are skipped.
+void copy_xattrs_at(int from_dir, const std::string& from_name, int to_dir,
+                    const std::string& to_name, std::string_view skip_prefix);
 
 }  // namespace barge

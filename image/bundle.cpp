@@ -1,12 +1,15 @@
 // Mounting images and writing bundles.
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/error.hpp"
 #include "common/file.hpp"
@@ -201,25 +204,54 @@ Json bundle_config(const Json& image_config, int rootfd) {
   return spec;
 }
 
+namespace {
+
+// overlayfs at target, or when it cannot be mounted (old kernel, unsuitable filesystem, no
+// permission), a private merged copy of the layers in dir bind-mounted there.
+void mount_rootfs(const std::string& dir, const overlay::Layers& layers,
+                  const std::string& target) {
+  try {
+    overlay::mount(target, layers);
+    return;
+  } catch (const Error& e) {
+    log::warn(std::string("overlayfs cannot be used for ") + target + " (" + e.what() +
+              "): copying the image's layers instead");
+  }
+  std::string copy = dir + "/copy";
+  make_dirs(copy, 0755);
+  overlay::copy_merged(layers.lower, copy);
+  if (::mount(copy.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0)
+    throw_errno("bind mount " + copy + " on " + target);
+}
+
+// Removes a directory this call created, when a later step failed.
+void remove_created(bool created, const std::string& path) {
+  if (created && ::rmdir(path.c_str()) != 0 && errno != ENOENT)
+    log::warn("remove " + path + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
 void mount_image(const std::string& storage, const std::string& reference,
                  const std::string& target_path) {
+  auto start = std::chrono::steady_clock::now();
   Store store(storage);
   FileLock lock = store.shared_lock();
   ImageRecord record = find_image(storage, reference);
   ensure_layers(store, record);  // re-creates layers a crash or manual cleanup lost
+  bool created = !path_exists(target_path);
   make_dirs(target_path, 0755);
   std::string target = absolute(target_path);
-  for (const auto& mount : store.load_mounts())
-    if (mount.mountpoint == target) throw_error(target + ": an image is already mounted there");
-
   MountRecord mount{random_id(), record.digest, target, {}};
   std::string dir = store.mounts_dir() + "/" + mount.id;
-  overlay::Layers layers{{}, dir + "/upper", dir + "/work"};
-  for (auto it = record.layers.rbegin(); it != record.layers.rend(); ++it) {
-    mount.diff_ids.push_back(it->diff_id);
-    layers.lower.push_back(store.layer_path(it->diff_id) + "/fs");
-  }
   try {
+    for (const auto& other : store.load_mounts())
+      if (other.mountpoint == target) throw_error(target + ": an image is already mounted there");
+    overlay::Layers layers{{}, dir + "/upper", dir + "/work"};
+    for (auto it = record.layers.rbegin(); it != record.layers.rend(); ++it) {
+      mount.diff_ids.push_back(it->diff_id);
+      layers.lower.push_back(store.layer_path(it->diff_id) + "/fs");
+    }
     make_dirs(layers.upper, 0755);
     make_dirs(layers.work, 0700);
     if (layers.lower.empty()) {  // an image without layers: an empty lower
@@ -227,15 +259,19 @@ void mount_image(const std::string& storage, const std::string& reference,
       layers.lower.push_back(dir + "/empty");
     }
     store.save_mount(mount);  // before mounting: GC keeps the layers from here on
-    overlay::mount(target, layers);
+    mount_rootfs(dir, layers, target);
   } catch (...) {
     remove_tree(dir);
+    remove_created(created, target);
     throw;
   }
-  log::debug("mounted " + record.digest + " at " + target + " (" + mount.id + ")");
+  std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - start;
+  log::debug("mounted " + record.digest + " at " + target + " (" + mount.id + ") in " +
+             std::to_string(took.count()) + " ms");
 }
 
 void unmount_image(const std::string& storage, const std::string& target_path) {
+  if (!path_exists(storage)) throw Error(storage + ": no image store", ENOENT);
   Store store(storage);
   std::string target = absolute(target_path);
   for (const auto& mount : store.load_mounts()) {
@@ -250,19 +286,28 @@ void unmount_image(const std::string& storage, const std::string& target_path) {
 void make_bundle(const std::string& storage, const std::string& reference,
                  const std::string& dir_path) {
   with_context("bundle " + dir_path, [&] {
+    bool created = !path_exists(dir_path);
     make_dirs(dir_path, 0755);
     std::string dir = absolute(dir_path);
-    Store store(storage);
-    ImageRecord record = find_image(storage, reference);
-    Json image_config = Json::parse(store.read_blob(record.config));
     std::string rootfs = dir + "/rootfs";
-    mount_image(storage, reference, rootfs);
     try {
-      UniqueFd rootfd = open_or_throw(rootfs, O_PATH | O_DIRECTORY);
-      Json config = bundle_config(image_config, rootfd.get());
-      write_file_atomic(dir + "/config.json", config.dump(2) + "\n");
+      Store store(storage);
+      ImageRecord record = find_image(storage, reference);
+      Json image_config = Json::parse(store.read_blob(record.config));
+      mount_image(storage, reference, rootfs);
+      try {
+        UniqueFd rootfd = open_or_throw(rootfs, O_PATH | O_DIRECTORY);
+        Json config = bundle_config(image_config, rootfd.get());
+        // barge delete releases the rootfs of a container made from this bundle.
+        config["annotations"][kStorageAnnotation] = absolute(store.root());
+        write_file_atomic(dir + "/config.json", config.dump(2) + "\n");
+      } catch (...) {
+        unmount_image(storage, rootfs);
+        remove_created(true, rootfs);
+        throw;
+      }
     } catch (...) {
-      unmount_image(storage, rootfs);
+      remove_created(created, dir);
       throw;
     }
   });

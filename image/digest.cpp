@@ -6,7 +6,6 @@
 #include <cerrno>
 
 #include "common/error.hpp"
-#include "common/file.hpp"
 
 namespace barge::image {
 
@@ -39,20 +38,27 @@ std::string sha256_of(std::string_view data) {
   return hasher.digest();
 }
 
-std::string sha256_of_file(const std::string& path) {
-  UniqueFd fd = open_or_throw(path, O_RDONLY);
+FdDigest sha256_of_fd(int fd, const std::function<void(std::string_view)>& copy,
+                      std::optional<int64_t> limit) {
   Sha256 hasher;
+  FdDigest out;
   std::string buf(1 << 20, '\0');
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw_errno("read " + path);
+      throw_errno("read blob");
     }
     if (n == 0) break;
-    hasher.update(buf.data(), static_cast<size_t>(n));
+    out.size += n;
+    if (limit && out.size > *limit)
+      throw_error("larger than the " + std::to_string(*limit) + " bytes its descriptor declares");
+    std::string_view block(buf.data(), static_cast<size_t>(n));
+    hasher.update(block);
+    if (copy) copy(block);
   }
-  return hasher.digest();
+  out.digest = hasher.digest();
+  return out;
 }
 
 bool is_valid_digest(std::string_view digest) {

@@ -3,7 +3,10 @@
 
 #include <nettle/sha2.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,8 +26,15 @@ class Sha256 {
 };
 
 std::string sha256_of(std::string_view data);
-// Hashes a whole file.
-std::string sha256_of_file(const std::string& path);
+
+struct FdDigest {
+  std::string digest;
+  int64_t size = 0;
+};
+// Hashes fd from its offset to its end, handing every block to copy (when set) on the way.
+// Reading more than limit bytes throws.
+FdDigest sha256_of_fd(int fd, const std::function<void(std::string_view)>& copy = {},
+                      std::optional<int64_t> limit = std::nullopt);
 // True for "sha256:" + 64 lowercase hex digits (the only algorithm barge stores).
 bool is_valid_digest(std::string_view digest);
 // The hex part of a valid digest; throws barge::Error naming it otherwise.

@@ -11,6 +11,7 @@
 namespace barge::image {
 
 inline constexpr const char* kDefaultStorage = "/var/lib/barge";
+inline constexpr const char* kStorageAnnotation = "dev.barge.image.storage";
 
 struct LayerRecord {
   std::string digest;      // the blob as stored (maybe compressed)
@@ -55,14 +56,17 @@ void remove_image(const std::string& storage, const std::string& reference);
 // Removes unnamed images, unreferenced blobs and layers, and leftovers of interrupted imports.
 PruneReport prune(const std::string& storage);
 
-// Mounts the image's overlay rootfs at target (created if missing) with a fresh writable layer.
+// Mounts the image's overlay rootfs at target (created if missing) with a fresh writable layer;
+// where overlayfs cannot be used, a private copy of the merged layers (the log says why).
 void mount_image(const std::string& storage, const std::string& reference,
                  const std::string& target);
 // Unmounts target (a mount point made by mount_image, or a bundle dir whose rootfs is one) and
 // removes its writable layer.
 void unmount_image(const std::string& storage, const std::string& target);
 // Writes DIR/config.json from the image config over barge's default spec and mounts the rootfs
-// at DIR/rootfs.
+// at DIR/rootfs. config.json names the store in the kStorageAnnotation annotation, so that
+// deleting a container made from the bundle (`barge delete`) unmounts the rootfs and drops its
+// writable layer.
 void make_bundle(const std::string& storage, const std::string& reference, const std::string& dir);
 
 }  // namespace barge::image

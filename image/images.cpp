@@ -17,25 +17,54 @@ bool valid_name_char(char c) {
 }  // namespace
 
 std::string normalize_name(std::string_view reference) {
+  auto invalid = [&](const char* why) {
+    throw_error("invalid image reference \"" + std::string(reference) + "\": " + why);
+  };
   if (reference.empty()) throw_error("empty image reference");
   for (char c : reference)
-    if (!valid_name_char(c))
-      throw_error("invalid image reference \"" + std::string(reference) + "\"");
-  std::string ref(reference);
-  if (auto at = ref.find('@'); at != std::string::npos) {
-    digest_hex(ref.substr(at + 1));
-    return ref;
+    if (!valid_name_char(c)) invalid("unexpected character");
+  std::string name(reference);
+  std::string digest;
+  if (auto at = name.find('@'); at != std::string::npos) {
+    digest = name.substr(at + 1);
+    digest_hex(digest);
+    name.resize(at);
   }
-  // A ':' after the last '/' is a tag; one before it is a registry port.
-  auto slash = ref.rfind('/');
-  auto colon = ref.rfind(':');
-  if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) ref += ":latest";
-  if (ref.front() == ':' || ref.back() == ':' || ref.front() == '/')
-    throw_error("invalid image reference \"" + std::string(reference) + "\"");
-  return ref;
+  // A ':' after the last '/' starts a tag; one before it is a registry port.
+  std::string tag;
+  auto slash = name.rfind('/');
+  auto colon = name.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    tag = name.substr(colon + 1);
+    name.resize(colon);
+    if (tag.empty() || tag.find('@') != std::string::npos) invalid("empty tag");
+  }
+  // Docker Hub's names in their short form: docker.io/library/busybox is busybox.
+  for (std::string_view hub : {"docker.io/", "index.docker.io/"})
+    if (name.starts_with(hub)) name.erase(0, hub.size());
+  if (name.starts_with("library/") && name.find('/', 8) == std::string::npos) name.erase(0, 8);
+  if (name.empty() || name.front() == '/' || name.back() == '/' ||
+      name.find("//") != std::string::npos)
+    invalid("bad repository name");
+  if (tag.empty() && digest.empty()) tag = "latest";
+  return name + (tag.empty() ? "" : ":" + tag) + (digest.empty() ? "" : "@" + digest);
 }
 
 namespace {
+
+// Names as stored by older versions may not be in today's normal form.
+std::string stored_name(const std::string& name) {
+  try {
+    return normalize_name(name);
+  } catch (const Error&) {
+    return name;
+  }
+}
+
+bool has_name(const ImageRecord& record, const std::string& normalized) {
+  return std::any_of(record.names.begin(), record.names.end(),
+                     [&](const std::string& n) { return stored_name(n) == normalized; });
+}
 
 // Index of the record reference names; throws when none or (for prefixes) several match.
 size_t find_index(const std::vector<ImageRecord>& records, const std::string& reference) {
@@ -62,9 +91,7 @@ size_t find_index(const std::vector<ImageRecord>& records, const std::string& re
     }
     std::string name = normalize_name(reference);
     for (size_t i = 0; i < records.size(); ++i)
-      if (std::find(records[i].names.begin(), records[i].names.end(), name) !=
-          records[i].names.end())
-        return i;
+      if (has_name(records[i], name)) return i;
   }
   throw Error("image " + reference + ": not found", ENOENT);
 }
@@ -98,8 +125,10 @@ void remove_image(const std::string& storage, const std::string& reference) {
     size_t i = find_index(records, reference);
     auto& names = records[i].names;
     bool by_name = !is_valid_digest(reference) && reference.find('@') == std::string::npos &&
-                   std::find(names.begin(), names.end(), normalize_name(reference)) != names.end();
-    if (by_name) std::erase(names, normalize_name(reference));
+                   has_name(records[i], normalize_name(reference));
+    if (by_name)
+      std::erase_if(
+          names, [&](const std::string& n) { return stored_name(n) == normalize_name(reference); });
     if (!by_name || names.empty()) records.erase(records.begin() + static_cast<long>(i));
   });
   PruneReport report = store.collect_garbage(false);

@@ -5,14 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <exception>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <thread>
 
 #include "common/error.hpp"
 #include "common/file.hpp"
@@ -20,7 +17,6 @@
 #include "image/compression.hpp"
 #include "image/digest.hpp"
 #include "image/import_internal.hpp"
-#include "image/unpack.hpp"
 #include "runtime/rootfs.hpp"
 
 namespace barge::image {
@@ -301,7 +297,10 @@ ImageRecord Importer::import_manifest(const Descriptor& d) {
       digest_hex(diff_id);
       record.layers[i].diff_id = diff_id;
     }
-    for (const auto& entry : manifest["layers"]) ingest(descriptor(entry, "layers"));
+    std::vector<LayerSource> sources;
+    for (const auto& layer : record.layers)
+      sources.push_back({source_.get(), "blobs/sha256/" + digest_hex(layer.digest)});
+    ensure_layers(store_, record, sources);
     std::string os = config.value("os", ""), arch = config.value("architecture", "");
     record.platform = os + "/" + arch;
     if (config.contains("variant") && config["variant"].is_string())
@@ -310,16 +309,6 @@ ImageRecord Importer::import_manifest(const Descriptor& d) {
       log::warn("image " + d.digest + " is for " + record.platform + ", not " + options_.platform);
     return record;
   });
-}
-
-std::string detect_layer_type(const std::string& path) {
-  UniqueFd fd = open_or_throw(path, O_RDONLY);
-  unsigned char magic[4] = {};
-  ssize_t n = ::read(fd.get(), magic, sizeof magic);
-  if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) return std::string(media::kOciLayerGzip);
-  if (n == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd)
-    return std::string(media::kOciLayerZstd);
-  return std::string(media::kOciLayer);
 }
 
 // "blobs/sha256/HEX" or "HEX.json" name their digest; "ID/layer.tar" does not.
@@ -353,25 +342,27 @@ std::vector<ImageRecord> Importer::import_docker() {
     Json layers = entry.value("Layers", Json::array());
     if (!layers.is_array() || !diff_ids.is_array() || layers.size() != diff_ids.size())
       throw_error("config " + config_path + ": rootfs.diff_ids does not match Layers");
-    Json sources = entry.value("LayerSources", Json::object());
+    Json foreign = entry.value("LayerSources", Json::object());
     ImageRecord record;
     record.config = config_digest;
-    Json oci_layers = Json::array();
+    std::vector<LayerSource> sources;
     for (size_t i = 0; i < layers.size(); ++i) {
       std::string diff_id = diff_ids[i].is_string() ? diff_ids[i].get<std::string>() : "";
       digest_hex(diff_id);
-      if (sources.contains(diff_id) && is_foreign_layer(sources[diff_id].value("mediaType", "")))
+      if (foreign.contains(diff_id) && is_foreign_layer(foreign[diff_id].value("mediaType", "")))
         throw_error("layer " + diff_id + " is non-distributable/foreign (" +
-                    sources[diff_id].value("mediaType", "") +
+                    foreign[diff_id].value("mediaType", "") +
                     "): barge imports only layers whose content is present");
+      if (!layers[i].is_string()) throw_error("manifest.json: Layers holds a non-string");
       std::string rel = layers[i].get<std::string>();
-      std::string digest = put(rel);
-      std::string type = detect_layer_type(store_.blob_path(digest));
-      struct stat st {};
-      if (::stat(store_.blob_path(digest).c_str(), &st) != 0) throw_errno("stat blob " + digest);
-      record.layers.push_back({digest, diff_id, type, st.st_size});
-      oci_layers.push_back({{"mediaType", type}, {"digest", digest}, {"size", st.st_size}});
+      record.layers.push_back({digest_from_path(rel), diff_id, "", -1});
+      sources.push_back({source_.get(), rel});
     }
+    ensure_layers(store_, record, sources);
+    Json oci_layers = Json::array();
+    for (const auto& layer : record.layers)
+      oci_layers.push_back(
+          {{"mediaType", layer.media_type}, {"digest", layer.digest}, {"size", layer.size}});
     std::string config_text = store_.read_blob(config_digest);
     Json oci = {{"schemaVersion", 2},
                 {"mediaType", media::kOciManifest},
@@ -391,27 +382,6 @@ std::vector<ImageRecord> Importer::import_docker() {
     records.push_back(std::move(record));
   }
   return records;
-}
-
-// One layer into tmp/, checked, then renamed into place; a concurrent importer of the same
-// layer may win the rename, which is fine.
-void unpack_one(Store& store, const LayerRecord& layer) {
-  std::string temp = store.make_temp_dir("layer");
-  try {
-    make_dirs(temp + "/fs", 0755);
-    UniqueFd blob = open_or_throw(store.blob_path(layer.digest), O_RDONLY);
-    std::string got = unpack_layer(blob.get(), temp + "/fs");
-    if (got != layer.diff_id)
-      throw_error("layer " + layer.digest + ": uncompressed content hashes to " + got +
-                  " but the config's rootfs.diff_ids says " + layer.diff_id);
-    if (::rename(temp.c_str(), store.layer_path(layer.diff_id).c_str()) != 0) {
-      if (errno != EEXIST && errno != ENOTEMPTY) throw_errno("rename layer " + layer.diff_id);
-      remove_tree(temp);
-    }
-  } catch (...) {
-    remove_tree(temp);
-    throw;
-  }
 }
 
 }  // namespace
@@ -439,38 +409,6 @@ bool platform_matches(std::string_view wanted, std::string_view os, std::string_
   return want_variant.empty() || variant.empty() || want_variant == variant;
 }
 
-void ensure_layers(Store& store, const ImageRecord& record) {
-  std::vector<const LayerRecord*> todo;
-  for (const auto& layer : record.layers) {
-    if (store.has_layer(layer.diff_id)) continue;
-    bool duplicate = std::any_of(todo.begin(), todo.end(),
-                                 [&](const LayerRecord* l) { return l->diff_id == layer.diff_id; });
-    if (!duplicate) todo.push_back(&layer);
-  }
-  if (todo.empty()) return;
-  // Layers are independent directories: decompress and extract them side by side.
-  size_t workers = std::min<size_t>(todo.size(), std::max(1u, std::thread::hardware_concurrency()));
-  std::atomic<size_t> next{0};
-  std::mutex mutex;
-  std::exception_ptr failure;
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < todo.size();) {
-      try {
-        unpack_one(store, *todo[i]);
-      } catch (...) {
-        std::lock_guard lock(mutex);
-        if (!failure) failure = std::current_exception();
-        next.store(todo.size());
-      }
-    }
-  };
-  std::vector<std::jthread> threads;
-  for (size_t i = 1; i < workers; ++i) threads.emplace_back(work);
-  work();
-  threads.clear();
-  if (failure) std::rethrow_exception(failure);
-}
-
 std::vector<ImageRecord> import_image(const std::string& storage, const std::string& path,
                                       const ImportOptions& options) {
   return with_context("import " + path, [&] {
@@ -496,7 +434,6 @@ std::vector<ImageRecord> import_image(const std::string& storage, const std::str
           name.resize(name.size() - std::string_view(suffix).size());
       Importer importer(store, source, name, options);
       records = importer.run();
-      for (const auto& record : records) ensure_layers(store, record);
     } catch (...) {
       cleanup();
       throw;

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "image/image.hpp"
 #include "image/store.hpp"
@@ -26,14 +27,25 @@ inline constexpr std::string_view kDockerLayerGzip =
     "application/vnd.docker.image.rootfs.diff.tar.gzip";
 }  // namespace media
 
-// "name" -> "name:latest"; "name:tag" and "name@sha256:..." unchanged. Throws on an empty or
-// malformed reference.
+// The one spelling barge stores and compares: "name" -> "name:latest", Docker Hub names short
+// ("docker.io/library/busybox:latest" -> "busybox:latest"), "name@sha256:..." keeps its digest
+// and gets no tag. Throws on an empty or malformed reference.
 std::string normalize_name(std::string_view reference);
 // Matches "os/arch[/variant]" against a descriptor's or config's fields.
 bool platform_matches(std::string_view wanted, std::string_view os, std::string_view arch,
                       std::string_view variant);
-// Unpacks every layer of record not yet in the store (in parallel), checking each diff_id.
-void ensure_layers(Store& store, const ImageRecord& record);
+// Where to read a layer's blob when the store lacks it: a file of the import source.
+struct LayerSource {
+  int dirfd = -1;    // the source directory; path resolves inside it
+  std::string path;  // empty: only the store has it
+};
+
+// Makes every layer of record present in the store, as a blob and unpacked (layers side by
+// side, each blob read once: hashed, copied and unpacked in one pass, digest, size and diff_id
+// checked). Nothing is committed unless all of them verify. Blobs the store lacks are read from
+// sources[i]; a layer whose digest is empty (docker archives) gets digest, size and media type
+// from its blob.
+void ensure_layers(Store& store, ImageRecord& record, const std::vector<LayerSource>& sources = {});
 std::string now_rfc3339();
 
 }  // namespace barge::image

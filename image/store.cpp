@@ -33,51 +33,47 @@ std::vector<std::string> list_dir(const std::string& path) {
   return names;
 }
 
-void write_all(int fd, const char* data, size_t size, const std::string& name) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_errno("write " + name);
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
-// A temp file under tmp/ that is unlinked unless committed.
-class TempFile {
- public:
-  explicit TempFile(const std::string& dir) : path_(dir + "/blob-XXXXXX") {
-    int fd = ::mkostemp(path_.data(), O_CLOEXEC);
-    if (fd < 0) throw_errno("create temp file in " + dir);
-    fd_.reset(fd);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  int fd() const { return fd_.get(); }
-  const std::string& path() const { return path_; }
-  void commit_as(const std::string& final_path) {
-    if (::fdatasync(fd_.get()) != 0) throw_errno("fsync " + path_);
-    if (::fchmod(fd_.get(), 0444) != 0) throw_errno("chmod " + path_);
-    if (::rename(path_.c_str(), final_path.c_str()) != 0) throw_errno("rename " + final_path);
-    committed_ = true;
-  }
-
- private:
-  std::string path_;
-  UniqueFd fd_;
-  bool committed_ = false;
-};
-
 std::string mismatch(std::string_view expected, const std::string& got) {
   return "blob " + std::string(expected) + ": digest mismatch (content hashes to " + got + ")";
 }
 
 }  // namespace
+
+void check_blob(std::string_view expected, std::optional<int64_t> expected_size,
+                const std::string& got, int64_t size) {
+  if (!expected.empty() && got != expected) {
+    if (expected_size && size != *expected_size)
+      throw_error("blob " + std::string(expected) + ": truncated or wrong size (" +
+                  std::to_string(size) + " bytes, descriptor says " +
+                  std::to_string(*expected_size) + ")");
+    throw_error(mismatch(expected, got));
+  }
+  if (expected_size && size != *expected_size)
+    throw_error("blob " + got + ": size " + std::to_string(size) + " does not match the " +
+                std::to_string(*expected_size) + " bytes its descriptor declares");
+}
+
+PendingBlob::PendingBlob(const Store& store)
+    : store_(store), path_(store.root() + "/tmp/blob-XXXXXX") {
+  int fd = ::mkostemp(path_.data(), O_CLOEXEC);
+  if (fd < 0) throw_errno("create temp file " + path_);
+  fd_.reset(fd);
+}
+
+PendingBlob::~PendingBlob() {
+  if (!committed_) ::unlink(path_.c_str());
+}
+
+void PendingBlob::commit(std::string_view digest) {
+  committed_ = true;
+  if (store_.has_blob(digest)) {
+    ::unlink(path_.c_str());
+    return;
+  }
+  if (::fchmod(fd_.get(), 0444) != 0) throw_errno("chmod " + path_);
+  if (::rename(path_.c_str(), store_.blob_path(digest).c_str()) != 0)
+    throw_errno("rename " + store_.blob_path(digest));
+}
 
 FileLock::FileLock(const std::string& path, Mode mode)
     : fd_(open_or_throw(path, O_RDWR | O_CREAT, 0600)) {
@@ -105,46 +101,24 @@ bool Store::has_blob(std::string_view digest) const {
 std::string Store::put_blob_from_fd(int fd, std::string_view expected,
                                     std::optional<int64_t> expected_size) {
   if (!expected.empty()) digest_hex(expected);  // validates before any work
-  TempFile temp(root_ + "/tmp");
-  Sha256 hasher;
-  std::string buf(1 << 20, '\0');
-  int64_t total = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_errno("read blob " + std::string(expected));
-    }
-    if (n == 0) break;
-    total += n;
-    if (expected_size && total > *expected_size)
-      throw_error("blob " + std::string(expected) + ": larger than the " +
-                  std::to_string(*expected_size) + " bytes its descriptor declares");
-    hasher.update(buf.data(), static_cast<size_t>(n));
-    write_all(temp.fd(), buf.data(), static_cast<size_t>(n), temp.path());
-  }
-  std::string got = hasher.digest();
-  if (!expected.empty() && got != expected) {
-    if (expected_size && total != *expected_size)
-      throw_error("blob " + std::string(expected) + ": truncated or wrong size (" +
-                  std::to_string(total) + " bytes, descriptor says " +
-                  std::to_string(*expected_size) + ")");
-    throw_error(mismatch(expected, got));
-  }
-  if (expected_size && total != *expected_size)
-    throw_error("blob " + got + ": size " + std::to_string(total) + " does not match the " +
-                std::to_string(*expected_size) + " bytes its descriptor declares");
-  if (!has_blob(got)) temp.commit_as(blob_path(got));
-  return got;
+  PendingBlob blob(*this);
+  FdDigest read = with_context("blob " + std::string(expected), [&] {
+    return sha256_of_fd(
+        fd, [&](std::string_view block) { write_all(blob.fd(), block, "temp blob"); },
+        expected_size);
+  });
+  check_blob(expected, expected_size, read.digest, read.size);
+  blob.commit(read.digest);
+  return read.digest;
 }
 
 std::string Store::put_blob(std::string_view content, std::string_view expected) {
   std::string got = sha256_of(content);
   if (!expected.empty() && got != expected) throw_error(mismatch(expected, got));
   if (has_blob(got)) return got;
-  TempFile temp(root_ + "/tmp");
-  write_all(temp.fd(), content.data(), content.size(), temp.path());
-  temp.commit_as(blob_path(got));
+  PendingBlob blob(*this);
+  write_all(blob.fd(), content, "temp blob");
+  blob.commit(got);
   return got;
 }
 

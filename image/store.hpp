@@ -7,7 +7,9 @@
 //   ROOT/mounts/ID/           a mounted rootfs: mount.json, upper/, work/
 //   ROOT/tmp/                 partial blobs and unpacks (pruned under the exclusive lock)
 // Blobs and layers are written to tmp/ and renamed into place, so a reader never sees a partial
-// one and two importers of the same content cannot collide.
+// one and two importers of the same content cannot collide. Nothing is fsynced (like tar and
+// umoci, and unlike a database): every read of a blob verifies its digest again, so a blob a
+// power loss damaged is refused, never used.
 #pragma once
 
 #include <functional>
@@ -35,6 +37,26 @@ struct MountRecord {
   std::string image;       // manifest digest
   std::string mountpoint;  // absolute
   std::vector<std::string> diff_ids;
+};
+
+class Store;
+
+// A blob being written under tmp/: removed unless committed.
+class PendingBlob {
+ public:
+  explicit PendingBlob(const Store& store);
+  PendingBlob(const PendingBlob&) = delete;
+  PendingBlob& operator=(const PendingBlob&) = delete;
+  ~PendingBlob();
+  int fd() const { return fd_.get(); }
+  // Moves it to digest's place in the store (dropped when the store has that blob already).
+  void commit(std::string_view digest);
+
+ private:
+  const Store& store_;
+  std::string path_;
+  UniqueFd fd_;
+  bool committed_ = false;
 };
 
 class Store {
@@ -75,6 +97,11 @@ class Store {
  private:
   std::string root_;
 };
+
+// Throws naming expected when the blob read (digest got, size bytes) is not the one described.
+// An empty expected or no expected_size skips that check.
+void check_blob(std::string_view expected, std::optional<int64_t> expected_size,
+                const std::string& got, int64_t size);
 
 nlohmann::json to_json(const ImageRecord& record);
 ImageRecord image_from_json(const nlohmann::json& json);

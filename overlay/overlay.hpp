@@ -17,6 +17,10 @@ struct Layers {
 // on the number of layers); on kernels without it falls back to mount(2), shortening the option
 // string (relative paths from the layers' common parent) when it exceeds a page.
 void mount(const std::string& target, const Layers& layers);
+// Fills dest (an existing empty directory) with what a read-only overlay of lower (top first)
+// would show: whiteouts and opaque directories applied; owners, modes, times, xattrs and hard
+// links kept. The fallback when overlayfs cannot be mounted.
+void copy_merged(const std::vector<std::string>& lower, const std::string& dest);
 // Unmounts target; a busy mount is detached lazily (with a warning). Not mounted is fine.
 void unmount(const std::string& target);
 

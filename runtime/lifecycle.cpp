@@ -18,6 +18,7 @@
 #include "common/file.hpp"
 #include "common/log.hpp"
 #include "common/syscalls.hpp"
+#include "image/image.hpp"
 #include "runtime/container.hpp"
 #include "runtime/create_internal.hpp"
 #include "runtime/foreground.hpp"
@@ -81,9 +82,22 @@ spec::Hooks saved_hooks(const StateDir& dir) {
   return hooks_from_json(read_file_at(dir.fd(), "hooks.json"));
 }
 
+// A rootfs `barge image bundle` mounted goes with the container (the annotation names its
+// store); gone already (`image unmount`) is fine.
+void release_image_rootfs(const ContainerState& state) {
+  auto storage = state.annotations.find(image::kStorageAnnotation);
+  if (storage == state.annotations.end()) return;
+  try {
+    image::unmount_image(storage->second, state.rootfs);
+  } catch (const Error& e) {
+    if (e.code() != ENOENT) throw;
+  }
+}
+
 void destroy_resources(const StateDir& dir, const ContainerState& state) {
   spec::Hooks hooks = saved_hooks(dir);
   if (!state.cgroup_path.empty()) cgroups::Cgroup::open(state.cgroup_path).destroy();
+  release_image_rootfs(state);
   dir.remove();
   run_hooks_warning_only(hooks.poststop, "poststop", to_oci_state_json(state, Status::stopped));
 }

@@ -2,11 +2,12 @@
 """Builds test images for barge's image tests, from busybox-static and generated files.
 
   make-image.py busybox OUT [--format oci|docker] [--tar] [--compress gzip|zstd|none]
-                [--name NAME:TAG] [--user USER] [--index] [--layers N]
+                [--name NAME:TAG] [--user USER] [--index] [--layers N] [--implied-parents]
   make-image.py hostile CASE OUT.tar [--canary PATH]
 
 busybox: a 3-layer image (busybox rootfs; files of every type with owners, modes, setuid, xattrs;
-then deletions, an opaque dir and a changed file) plus --layers N extra small layers.
+then deletions, an opaque dir and a changed file), with --implied-parents a layer whose entries
+lack their parent directories, plus --layers N extra small layers.
 hostile: one malicious layer tar per CASE (see HOSTILE below).
 """
 import argparse, gzip, hashlib, io, json, os, shutil, subprocess, sys, tarfile, tempfile
@@ -99,6 +100,18 @@ def layer_three():
     return l.bytes()
 
 
+def implied_parents_layer():
+    """Entries without their parent directories, as some image builders write them: the
+    parents must look like the lower layers' (home/app 0750 1000:1000, data/sticky 1777, the
+    opaque opt/old), or be plain 0755 root:root where no layer has them."""
+    l = Layer()
+    l.file("home/app/.profile", b"export APP=1\n", uid=1000, gid=1000)
+    l.file("data/sticky/inner/f", b"inner\n")
+    l.file("opt/old/w", b"new w\n")
+    l.file("newtop/sub/file", b"new\n")
+    return l.bytes()
+
+
 def extra_layer(i):
     l = Layer()
     l.add(info("extra", tarfile.DIRTYPE, 0o755))
@@ -147,6 +160,8 @@ def write_blob(out, data):
 def build_busybox(args):
     with tempfile.TemporaryDirectory() as tmp:
         layers = [busybox_rootfs_layer(tmp), layer_two(), layer_three()]
+        if args.implied_parents:
+            layers.append(implied_parents_layer())
         layers += [extra_layer(i) for i in range(args.layers)]
         out = os.path.join(tmp, "out")
         os.makedirs(out)
@@ -284,6 +299,8 @@ def main():
     b.add_argument("--index", action="store_true")
     b.add_argument("--layers", type=int, default=0)
     b.add_argument("--foreign", action="store_true", help="mark the top layer non-distributable")
+    b.add_argument("--implied-parents", action="store_true",
+                   help="add a layer whose entries lack their parent directories")
     h = sub.add_parser("hostile")
     h.add_argument("case")
     h.add_argument("out")

@@ -3,6 +3,7 @@
 // bundle from an image run by `barge run`.
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,22 +187,60 @@ TEST_F(ImageStoreTest, WrongPlatformIsRejected) {
   EXPECT_NE(r.out.find("linux/s390x"), std::string::npos) << r.out;
 }
 
+// The rootfs at mnt is the multi-layer test image: what umoci unpacks of it, deletions and the
+// opaque dir applied, parents a layer left out looking like the layers' below.
+void expect_oracle_tree(const std::string& image, const std::string& mnt,
+                        const std::string& umoci) {
+  Result u = sh("umoci unpack --image " + image + ":latest " + umoci);
+  ASSERT_EQ(u.status, 0) << u.out;
+  Result cmp = sh(std::string("/usr/bin/python3 ") + BARGE_TEST_SCRIPTS + "/compare-trees.py " +
+                  mnt + " " + umoci + "/rootfs");
+  EXPECT_EQ(cmp.status, 0) << cmp.out;
+  EXPECT_FALSE(std::ifstream(mnt + "/data/b").good());
+  EXPECT_FALSE(std::ifstream(mnt + "/etc/motd").good());
+  EXPECT_FALSE(std::ifstream(mnt + "/opt/old/x").good());
+  EXPECT_EQ(slurp(mnt + "/opt/old/z"), "new z\n");
+  EXPECT_EQ(slurp(mnt + "/opt/old/w"), "new w\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((mnt + "/home/app").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  EXPECT_EQ(st.st_uid, 1000u);
+  ASSERT_EQ(::stat((mnt + "/data/sticky").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u);
+}
+
 TEST_F(ImageStoreTest, OverlayMatchesUmociUnpack) {
   if (sh("command -v umoci").status != 0) GTEST_SKIP() << "umoci not installed";
-  std::string path = make_image("oci", "--name latest");
+  std::string path = make_image("oci", "--implied-parents --name latest");
   ASSERT_EQ(barge("import --name oracle:1 " + path).status, 0);
-  Result u = sh("umoci unpack --image " + path + ":latest " + dir_ + "/umoci");
-  ASSERT_EQ(u.status, 0) << u.out;
   ASSERT_EQ(barge("mount oracle:1 " + dir_ + "/mnt").status, 0);
-  Result cmp = sh(std::string("/usr/bin/python3 ") + BARGE_TEST_SCRIPTS + "/compare-trees.py " +
-                  dir_ + "/mnt " + dir_ + "/umoci/rootfs");
-  EXPECT_EQ(cmp.status, 0) << cmp.out;
-  // The deletions and the opaque dir took effect.
-  EXPECT_FALSE(std::ifstream(dir_ + "/mnt/data/b").good());
-  EXPECT_FALSE(std::ifstream(dir_ + "/mnt/etc/motd").good());
-  EXPECT_FALSE(std::ifstream(dir_ + "/mnt/opt/old/x").good());
-  EXPECT_EQ(slurp(dir_ + "/mnt/opt/old/z"), "new z\n");
+  expect_oracle_tree(path, dir_ + "/mnt", dir_ + "/umoci");
   EXPECT_EQ(barge("unmount " + dir_ + "/mnt").status, 0);
+}
+
+TEST_F(ImageStoreTest, CopyWhereOverlayfsCannotBeUsedMatchesUmociToo) {
+  if (sh("command -v umoci").status != 0) GTEST_SKIP() << "umoci not installed";
+  std::string path = make_image("oci", "--implied-parents --name latest");
+  ASSERT_EQ(barge("import --name copy:1 " + path).status, 0);
+  // The writable layers go to an overlayfs, which overlayfs refuses as an upper layer (as for a
+  // store inside a container's own overlay root).
+  std::string o = dir_ + "/o";
+  ASSERT_EQ(
+      sh("mkdir -p " + o + "/l " + o + "/u " + o + "/w && mount -t overlay overlay -o " +
+         "lowerdir=" + o + "/l,upperdir=" + o + "/u,workdir=" + o + "/w " + store_ + "/mounts")
+          .status,
+      0);
+  Result m = barge("mount copy:1 " + dir_ + "/mnt");
+  ASSERT_EQ(m.status, 0) << m.out;
+  EXPECT_NE(m.out.find("overlayfs cannot be used"), std::string::npos) << m.out;
+  expect_oracle_tree(path, dir_ + "/mnt", dir_ + "/umoci");
+  std::ofstream(dir_ + "/mnt/written") << "written-through-the-copy";
+  EXPECT_EQ(sh("grep -rl written-through-the-copy " + store_ + "/layers").out, "")
+      << "a write reached a layer";
+  EXPECT_EQ(barge("unmount " + dir_ + "/mnt").status, 0);
+  EXPECT_TRUE(list_dir(store_ + "/mounts").empty());
+  EXPECT_EQ(sh("umount " + store_ + "/mounts").status, 0);
+  EXPECT_FALSE(mounted_under(dir_));
 }
 
 TEST_F(ImageStoreTest, TwoMountsShareLowersAndSeeOnlyTheirOwnWrites) {
@@ -274,10 +313,85 @@ TEST_F(ImageStoreTest, BundleRunsWithBargeRun) {
       sh(std::string(BARGE_BINARY) + " --root " + dir_ + "/state run -b " + bundle + " " + id);
   EXPECT_EQ(run.status, 0) << run.out;
   EXPECT_NE(run.out.find("hello-from-image\n1000\n/data"), std::string::npos) << run.out;
-  sh(std::string(BARGE_BINARY) + " --root " + dir_ + "/state delete -f " + id);
-  EXPECT_EQ(barge("unmount " + bundle).status, 0);
+  // run deleted the container, and with it the image rootfs and its writable layer.
   EXPECT_FALSE(mounted_under(dir_));
   EXPECT_TRUE(list_dir(store_ + "/mounts").empty());
+  Result again = barge("unmount " + bundle);
+  EXPECT_NE(again.status, 0);
+  EXPECT_NE(again.out.find("no image is mounted"), std::string::npos) << again.out;
+}
+
+TEST_F(ImageStoreTest, DeleteReleasesTheImageRootfsAndUnmountStillWorksBefore) {
+  std::string path = make_image("oci", "--name del:1");
+  ASSERT_EQ(barge("import " + path).status, 0);
+  std::string bundle = dir_ + "/bundle";
+  ASSERT_EQ(barge("bundle del:1 " + bundle).status, 0);
+  auto config = nlohmann::json::parse(slurp(bundle + "/config.json"));
+  EXPECT_EQ(config["annotations"]["dev.barge.image.storage"], store_);
+  std::string root = std::string(BARGE_BINARY) + " --root " + dir_ + "/state ";
+  std::string id = "imgdel-" + std::to_string(::getpid());
+  // The container's stdio must not be our pipe: it would keep sh() waiting.
+  std::string create =
+      root + "create -b " + bundle + " " + id + " </dev/null >" + dir_ + "/create.log 2>&1";
+  ASSERT_EQ(sh(create).status, 0) << slurp(dir_ + "/create.log");
+  EXPECT_TRUE(mounted_under(bundle + "/rootfs"));
+  EXPECT_EQ(list_dir(store_ + "/mounts").size(), 1u);
+  Result del = sh(root + "delete -f " + id);
+  EXPECT_EQ(del.status, 0) << del.out;
+  EXPECT_FALSE(mounted_under(dir_));
+  EXPECT_TRUE(list_dir(store_ + "/mounts").empty());
+
+  // Unmounted by hand first: delete has nothing left to do and succeeds.
+  ASSERT_EQ(barge("bundle del:1 " + bundle).status, 0);
+  ASSERT_EQ(sh(create).status, 0) << slurp(dir_ + "/create.log");
+  EXPECT_EQ(sh(root + "kill " + id + " KILL").status, 0);
+  EXPECT_EQ(barge("unmount " + bundle).status, 0);
+  del = sh(root + "delete -f " + id);
+  EXPECT_EQ(del.status, 0) << del.out;
+  EXPECT_TRUE(list_dir(store_ + "/mounts").empty());
+  EXPECT_TRUE(list_dir(dir_ + "/state").empty());
+}
+
+TEST_F(ImageStoreTest, FailedBundleOrMountLeavesNothing) {
+  std::string path = make_image("oci", "--name f:1");
+  ASSERT_EQ(barge("import " + path).status, 0);
+  Result r = barge("bundle missing:1 " + dir_ + "/b");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("missing:1: not found"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::ifstream(dir_ + "/b").good()) << "bundle dir left behind";
+  ASSERT_EQ(barge("mount f:1 " + dir_ + "/m").status, 0);
+  r = barge("mount f:1 " + dir_ + "/m");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("already mounted"), std::string::npos) << r.out;
+  EXPECT_EQ(list_dir(store_ + "/mounts").size(), 1u);
+  EXPECT_EQ(barge("unmount " + dir_ + "/m").status, 0);
+  EXPECT_TRUE(list_dir(store_ + "/mounts").empty());
+}
+
+TEST_F(ImageStoreTest, ReferencesHaveOneSpelling) {
+  std::string path = make_image("oci", "--name x");
+  ASSERT_EQ(barge("import --name docker.io/library/busybox:latest " + path).status, 0);
+  auto list = images();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["names"], nlohmann::json::array({"busybox:latest"}));
+  std::string digest = list[0]["id"];
+  std::vector<std::string> refs = {"busybox",
+                                   "busybox:latest",
+                                   "docker.io/library/busybox",
+                                   "docker.io/library/busybox:latest",
+                                   "busybox@" + digest,
+                                   digest,
+                                   digest.substr(7, 12)};
+  for (const auto& ref : refs) {
+    Result r = barge("inspect " + ref);
+    EXPECT_EQ(r.status, 0) << ref << ": " << r.out;
+  }
+  EXPECT_NE(barge("inspect busybox:other").status, 0);
+  ASSERT_EQ(barge("import --name busybox:1 " + path).status, 0);
+  EXPECT_EQ(barge("rm docker.io/library/busybox").status, 0);
+  list = images();
+  ASSERT_EQ(list.size(), 1u) << "the image keeps its other name";
+  EXPECT_EQ(list[0]["names"], nlohmann::json::array({"busybox:1"}));
 }
 
 TEST_F(ImageStoreTest, ConcurrentImportsOfOneImageAreSafe) {

@@ -39,6 +39,29 @@ TEST(ImageConfigTest, NormalizesNames) {
   EXPECT_THROW(normalize_name("x@sha256:1234"), Error);
 }
 
+TEST(ImageConfigTest, DockerHubNamesHaveOneSpelling) {
+  EXPECT_EQ(normalize_name("docker.io/library/busybox:latest"), "busybox:latest");
+  EXPECT_EQ(normalize_name("docker.io/library/busybox"), "busybox:latest");
+  EXPECT_EQ(normalize_name("index.docker.io/library/busybox:1.36"), "busybox:1.36");
+  EXPECT_EQ(normalize_name("library/busybox"), "busybox:latest");
+  EXPECT_EQ(normalize_name("docker.io/someone/tool"), "someone/tool:latest");
+  EXPECT_EQ(normalize_name("quay.io/library/busybox"), "quay.io/library/busybox:latest");
+  EXPECT_EQ(normalize_name("library/a/b"), "library/a/b:latest");
+}
+
+TEST(ImageConfigTest, DigestReferencesKeepTheirDigestAndGetNoTag) {
+  const std::string digest = "sha256:" + std::string(64, 'a');
+  EXPECT_EQ(normalize_name("busybox@" + digest), "busybox@" + digest);
+  EXPECT_EQ(normalize_name("docker.io/library/busybox@" + digest), "busybox@" + digest);
+  EXPECT_EQ(normalize_name("busybox:1.36@" + digest), "busybox:1.36@" + digest);
+  EXPECT_EQ(normalize_name("localhost:5000/x@" + digest), "localhost:5000/x@" + digest);
+  EXPECT_THROW(normalize_name("busybox:@" + digest), Error);
+  EXPECT_THROW(normalize_name("busybox:"), Error);
+  EXPECT_THROW(normalize_name("/busybox"), Error);
+  EXPECT_THROW(normalize_name("a//b"), Error);
+  EXPECT_THROW(normalize_name("@" + digest), Error);
+}
+
 TEST(ImageConfigTest, MatchesPlatforms) {
   EXPECT_TRUE(platform_matches("linux/amd64", "linux", "amd64", ""));
   EXPECT_FALSE(platform_matches("linux/amd64", "linux", "arm64", ""));

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 #include "common/file.hpp"
@@ -64,9 +65,13 @@ class ImageUnpackTest : public ::testing::Test {
     return tar;
   }
   std::string unpack(const std::string& tar, const UnpackOptions& options = {}) {
+    return unpack_result(tar, options).diff_id;
+  }
+  UnpackResult unpack_result(const std::string& tar, const UnpackOptions& options = {}) {
     UniqueFd fd = open_or_throw(tar, O_RDONLY);
     return unpack_layer(fd.get(), layer_, options);
   }
+  void run(const std::string& command) { ASSERT_EQ(std::system(command.c_str()), 0) << command; }
   void expect_refused(const std::string& name, const std::string& message_part) {
     std::string tar = hostile(name);
     try {
@@ -179,6 +184,77 @@ TEST_F(ImageUnpackTest, TruncatedLayerFails) {
   std::string tar = hostile("chown-symlink");
   ASSERT_EQ(std::system(("gzip -k " + tar + " && truncate -s 40 " + tar + ".gz").c_str()), 0);
   EXPECT_THROW(unpack(tar + ".gz"), Error);
+}
+
+TEST_F(ImageUnpackTest, OnePassHashesAndCopiesTheBlobAsRead) {
+  std::string tar = hostile("chown-symlink");
+  run("gzip -k " + tar);
+  std::string blob = read_file(tar + ".gz");
+  std::string copy = dir_.path() + "/copy";
+  UniqueFd out = open_or_throw(copy, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  UnpackResult result = unpack_result(
+      tar + ".gz",
+      UnpackOptions{.copy_fd = out.get(), .blob_size = static_cast<int64_t>(blob.size())});
+  EXPECT_EQ(result.digest, sha256_of(blob));
+  EXPECT_EQ(result.size, static_cast<int64_t>(blob.size()));
+  EXPECT_EQ(result.diff_id, sha256_of(read_file(tar)));
+  EXPECT_EQ(read_file(copy), blob) << "the copy is the blob byte for byte";
+}
+
+TEST_F(ImageUnpackTest, BlobLongerThanDeclaredIsRefused) {
+  std::string tar = hostile("chown-symlink");
+  int64_t size = static_cast<int64_t>(read_file(tar).size());
+  try {
+    unpack(tar, UnpackOptions{.blob_size = size - 1});
+    ADD_FAILURE() << "a blob longer than its descriptor passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than the"), std::string::npos) << e.what();
+  }
+}
+
+// A layer listing "a/b/f" without "a/" or "a/b/": its a and a/b look like the layers' below.
+TEST_F(ImageUnpackTest, ImpliedParentsTakeTheLookOfTheLowerDirectory) {
+  std::string src = dir_.path() + "/src";
+  make_dirs(src + "/a/b");
+  write_file(src + "/a/b/f", "f\n");
+  run("tar -C " + src + " -cf " + dir_.path() + "/upper.tar a/b/f");
+  UnpackResult result = unpack_result(dir_.path() + "/upper.tar");
+  EXPECT_EQ(result.implied_dirs, (std::vector<std::string>{"a", "a/b"}));
+
+  std::string lower = dir_.path() + "/lower";
+  make_dirs(lower + "/a/b");
+  ASSERT_EQ(::chown((lower + "/a/b").c_str(), 1234, 4321), 0);
+  ASSERT_EQ(::chmod((lower + "/a/b").c_str(), 02710), 0);
+  ASSERT_EQ(::setxattr((lower + "/a/b").c_str(), "user.kept", "v", 1, 0), 0);
+  ASSERT_EQ(::setxattr((lower + "/a/b").c_str(), "trusted.overlay.opaque", "y", 1, 0), 0);
+  copy_implied_dirs(layer_, result.implied_dirs, {lower});
+  struct stat st {};
+  ASSERT_EQ(::stat(in_layer("a/b").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1234u);
+  EXPECT_EQ(st.st_gid, 4321u);
+  EXPECT_EQ(st.st_mode & 07777, 02710u);
+  char value[8] = {};
+  EXPECT_EQ(::getxattr(in_layer("a/b").c_str(), "user.kept", value, sizeof value), 1);
+  EXPECT_LT(::getxattr(in_layer("a/b").c_str(), "trusted.overlay.opaque", value, sizeof value), 0)
+      << "the lower's opaqueness must not hide the lower's own files";
+  EXPECT_EQ(read_file(in_layer("a/b/f")), "f\n");
+}
+
+TEST_F(ImageUnpackTest, ImpliedParentsBehindAWhiteoutStayPlain) {
+  std::string src = dir_.path() + "/src";
+  make_dirs(src + "/a");
+  write_file(src + "/a/f", "f\n");
+  run("tar -C " + src + " -cf " + dir_.path() + "/upper.tar a/f");
+  UnpackResult result = unpack_result(dir_.path() + "/upper.tar");
+  std::string middle = dir_.path() + "/middle", bottom = dir_.path() + "/bottom";
+  make_dirs(middle);
+  ASSERT_EQ(::mknod((middle + "/a").c_str(), S_IFCHR | 0600, makedev(0, 0)), 0);
+  make_dirs(bottom + "/a");
+  ASSERT_EQ(::chmod((bottom + "/a").c_str(), 0700), 0);
+  copy_implied_dirs(layer_, result.implied_dirs, {middle, bottom});
+  struct stat st {};
+  ASSERT_EQ(::stat(in_layer("a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u) << "a was deleted above the bottom layer's a";
 }
 
 }  // namespace
