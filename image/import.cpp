@@ -169,19 +169,40 @@ class Importer {
     return read_file(std::string("/proc/self/fd/") + std::to_string(fd.get()));
   }
 
-  // Copies the blob into the store (verifying digest and size) unless it is already there.
-  void ingest(const Descriptor& d) {
-    if (store_.has_blob(d.digest)) return;
-    std::string rel = "blobs/sha256/" + digest_hex(d.digest);
-    UniqueFd fd = with_context("blob " + d.digest, [&] { return open_source(rel); });
-    store_.put_blob_from_fd(fd.get(), d.digest, d.size);
+  // A JSON blob (index, manifest, config) from the store, or else read from the source at rel
+  // and verified (against expected when not empty); kept in memory until commit().
+  std::string json_blob(const std::string& rel, std::string_view expected,
+                        std::optional<int64_t> size = std::nullopt) {
+    std::string digest(expected);
+    if (!digest.empty()) {
+      if (auto pending = pending_json_.find(digest); pending != pending_json_.end())
+        return pending->second;
+      if (store_.has_blob(digest)) return store_.read_blob(digest);
+    }
+    std::string content = with_context(digest.empty() ? rel : "blob " + digest, [&] {
+      std::string text = read_source(rel);
+      check_blob(expected, size, sha256_of(text), static_cast<int64_t>(text.size()));
+      return text;
+    });
+    if (digest.empty()) digest = sha256_of(content);
+    pending_json_.emplace(digest, content);
+    return content;
   }
   Json ingest_json(const Descriptor& d, const std::string& what) {
     if (d.size > static_cast<int64_t>(kMaxJson)) throw_error(what + " " + d.digest + ": too large");
-    ingest(d);
-    return parse_json(store_.read_blob(d.digest), what + " " + d.digest);
+    std::string text = json_blob("blobs/sha256/" + digest_hex(d.digest), d.digest, d.size);
+    return parse_json(text, what + " " + d.digest);
   }
 
+ public:
+  // Moves everything the import verified into the store.
+  void commit() {
+    layers_.commit();
+    for (const auto& [digest, content] : pending_json_) store_.put_blob(content, digest);
+    pending_json_.clear();
+  }
+
+ private:
   std::vector<ImageRecord> import_layout();
   std::vector<ImageRecord> import_docker();
   std::optional<Descriptor> select_manifest(const Descriptor& d, int depth);
@@ -192,6 +213,8 @@ class Importer {
   UniqueFd source_;
   std::string source_name_;
   const ImportOptions& options_;
+  LayerBatch layers_{store_};
+  std::map<std::string, std::string> pending_json_;  // digest -> content
 };
 
 std::optional<Descriptor> Importer::select_manifest(const Descriptor& d, int depth) {
@@ -300,7 +323,7 @@ ImageRecord Importer::import_manifest(const Descriptor& d) {
     std::vector<LayerSource> sources;
     for (const auto& layer : record.layers)
       sources.push_back({source_.get(), "blobs/sha256/" + digest_hex(layer.digest)});
-    ensure_layers(store_, record, sources);
+    layers_.add(record, sources);
     std::string os = config.value("os", ""), arch = config.value("architecture", "");
     record.platform = os + "/" + arch;
     if (config.contains("variant") && config["variant"].is_string())
@@ -329,14 +352,9 @@ std::vector<ImageRecord> Importer::import_docker() {
   for (const auto& entry : manifest) {
     std::string config_path = entry.value("Config", "");
     if (config_path.empty()) throw_error("manifest.json: an entry has no Config");
-    auto put = [&](const std::string& rel) {
-      return with_context(rel, [&] {
-        UniqueFd fd = open_source(rel);
-        return store_.put_blob_from_fd(fd.get(), digest_from_path(rel));
-      });
-    };
-    std::string config_digest = put(config_path);
-    Json config = parse_json(store_.read_blob(config_digest), "config " + config_path);
+    std::string config_text = json_blob(config_path, digest_from_path(config_path));
+    std::string config_digest = sha256_of(config_text);
+    Json config = parse_json(config_text, "config " + config_path);
     Json diff_ids = config.contains("rootfs") ? config["rootfs"].value("diff_ids", Json::array())
                                               : Json::array();
     Json layers = entry.value("Layers", Json::array());
@@ -358,12 +376,11 @@ std::vector<ImageRecord> Importer::import_docker() {
       record.layers.push_back({digest_from_path(rel), diff_id, "", -1});
       sources.push_back({source_.get(), rel});
     }
-    ensure_layers(store_, record, sources);
+    layers_.add(record, sources);
     Json oci_layers = Json::array();
     for (const auto& layer : record.layers)
       oci_layers.push_back(
           {{"mediaType", layer.media_type}, {"digest", layer.digest}, {"size", layer.size}});
-    std::string config_text = store_.read_blob(config_digest);
     Json oci = {{"schemaVersion", 2},
                 {"mediaType", media::kOciManifest},
                 {"config",
@@ -371,7 +388,9 @@ std::vector<ImageRecord> Importer::import_docker() {
                   {"digest", config_digest},
                   {"size", config_text.size()}}},
                 {"layers", oci_layers}};
-    record.digest = store_.put_blob(oci.dump());
+    std::string manifest_text = oci.dump();
+    record.digest = sha256_of(manifest_text);
+    pending_json_.emplace(record.digest, std::move(manifest_text));
     record.platform = config.value("os", "") + "/" + config.value("architecture", "");
     if (!options_.name.empty()) {
       record.names = {normalize_name(options_.name)};
@@ -434,6 +453,7 @@ std::vector<ImageRecord> import_image(const std::string& storage, const std::str
           name.resize(name.size() - std::string_view(suffix).size());
       Importer importer(store, source, name, options);
       records = importer.run();
+      importer.commit();
     } catch (...) {
       cleanup();
       throw;

@@ -1,6 +1,8 @@
 // Pieces of import shared with the rest of image/ and tests.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,11 +42,34 @@ struct LayerSource {
   std::string path;  // empty: only the store has it
 };
 
-// Makes every layer of record present in the store, as a blob and unpacked (layers side by
-// side, each blob read once: hashed, copied and unpacked in one pass, digest, size and diff_id
-// checked). Nothing is committed unless all of them verify. Blobs the store lacks are read from
-// sources[i]; a layer whose digest is empty (docker archives) gets digest, size and media type
-// from its blob.
+struct LayerJob;
+
+// Layers being brought into the store for one import: every layer the store lacks is verified
+// and unpacked under tmp/ (each blob read once: hashed, copied and unpacked in one pass, digest,
+// size and diff_id checked; layers side by side), and nothing reaches the store until commit(),
+// so an import that fails anywhere leaves the store as it was. Uncommitted work is removed on
+// destruction.
+class LayerBatch {
+ public:
+  explicit LayerBatch(Store& store);
+  LayerBatch(const LayerBatch&) = delete;
+  LayerBatch& operator=(const LayerBatch&) = delete;
+  ~LayerBatch();
+  // Prepares every layer of record that neither the store nor this batch has. Blobs the store
+  // lacks are read from sources[i]; a layer whose digest is empty (docker archives) gets
+  // digest, size and media type from its blob.
+  void add(ImageRecord& record, const std::vector<LayerSource>& sources = {});
+  // Blobs first, then layers; a concurrent importer of the same content may have won a rename.
+  void commit();
+
+ private:
+  Store& store_;
+  std::vector<std::unique_ptr<LayerJob>> jobs_;
+  std::map<std::string, std::string> staged_fs_;                  // diff_id -> tmp/.../fs
+  std::map<std::string, std::pair<int64_t, std::string>> blobs_;  // digest -> size, media type
+};
+
+// LayerBatch for one record, committed at once (mount re-creating layers a crash lost).
 void ensure_layers(Store& store, ImageRecord& record, const std::vector<LayerSource>& sources = {});
 std::string now_rfc3339();
 

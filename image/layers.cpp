@@ -24,17 +24,19 @@
 #include "runtime/rootfs.hpp"
 
 namespace barge::image {
-namespace {
 
 struct LayerJob {
-  size_t index = 0;     // in record.layers
+  size_t index = 0;     // in the record being added
   bool unpack = false;  // else only the blob is wanted
   LayerSource source;   // empty path: the store's blob
   int64_t bytes = 0;    // for scheduling, largest first
-  std::string staged;   // tmp dir holding fs/ until commit
+  std::string diff_id;
+  std::string staged;  // tmp dir holding fs/ until commit
   std::unique_ptr<PendingBlob> blob;
   UnpackResult result;
 };
+
+namespace {
 
 UniqueFd open_blob(const Store& store, const LayerRecord& layer, const LayerSource& source) {
   if (source.path.empty()) {
@@ -103,27 +105,33 @@ void run_job(Store& store, LayerRecord& layer, LayerJob& job) {
                 job.result.diff_id + " but the config's rootfs.diff_ids says " + layer.diff_id);
 }
 
-// What the store lacks for record, at most one job per blob and per unpacked layer.
-std::vector<LayerJob> plan(const Store& store, const ImageRecord& record,
-                           const std::vector<LayerSource>& sources) {
-  std::vector<LayerJob> jobs;
+// What neither the store nor the batch (blobs, staged) has for record, at most one job per blob
+// and per unpacked layer.
+std::vector<std::unique_ptr<LayerJob>> plan(
+    const Store& store, const ImageRecord& record, const std::vector<LayerSource>& sources,
+    const std::map<std::string, std::string>& staged,
+    const std::map<std::string, std::pair<int64_t, std::string>>& batch_blobs) {
+  std::vector<std::unique_ptr<LayerJob>> jobs;
   std::set<std::string> blobs, layers;
   for (size_t i = 0; i < record.layers.size(); ++i) {
     const LayerRecord& layer = record.layers[i];
-    bool unpack = !store.has_layer(layer.diff_id) && !layers.contains(layer.diff_id);
-    bool need_blob =
-        layer.digest.empty() || (!store.has_blob(layer.digest) && !blobs.contains(layer.digest));
+    bool unpack = !store.has_layer(layer.diff_id) && !staged.contains(layer.diff_id) &&
+                  !layers.contains(layer.diff_id);
+    bool need_blob = layer.digest.empty() ||
+                     (!store.has_blob(layer.digest) && !batch_blobs.contains(layer.digest) &&
+                      !blobs.contains(layer.digest));
     if (!unpack && !need_blob) continue;
-    LayerJob job;
-    job.index = i;
-    job.unpack = unpack;
-    if (need_blob && i < sources.size()) job.source = sources[i];
-    if (need_blob && job.source.path.empty() && !unpack) continue;  // nowhere to read it from
-    job.bytes = layer.size;
-    if (job.bytes < 0 && !job.source.path.empty()) {
+    auto job = std::make_unique<LayerJob>();
+    job->index = i;
+    job->unpack = unpack;
+    job->diff_id = layer.diff_id;
+    if (need_blob && i < sources.size()) job->source = sources[i];
+    if (need_blob && job->source.path.empty() && !unpack) continue;  // nowhere to read it from
+    job->bytes = layer.size;
+    if (job->bytes < 0 && !job->source.path.empty()) {
       struct stat st {};
-      UniqueFd fd = rootfs::open_in_root(job.source.dirfd, job.source.path, O_PATH);
-      if (::fstat(fd.get(), &st) == 0) job.bytes = st.st_size;
+      UniqueFd fd = rootfs::open_in_root(job->source.dirfd, job->source.path, O_PATH);
+      if (::fstat(fd.get(), &st) == 0) job->bytes = st.st_size;
     }
     layers.insert(layer.diff_id);
     if (!layer.digest.empty()) blobs.insert(layer.digest);
@@ -133,9 +141,10 @@ std::vector<LayerJob> plan(const Store& store, const ImageRecord& record,
 }
 
 // Runs the jobs on up to one thread per cpu, largest first; returns the first failure.
-std::exception_ptr run_jobs(Store& store, ImageRecord& record, std::vector<LayerJob>& jobs) {
+std::exception_ptr run_jobs(Store& store, ImageRecord& record,
+                            const std::vector<std::unique_ptr<LayerJob>>& jobs) {
   std::vector<LayerJob*> order;
-  for (auto& job : jobs) order.push_back(&job);
+  for (const auto& job : jobs) order.push_back(job.get());
   std::stable_sort(order.begin(), order.end(),
                    [](const LayerJob* a, const LayerJob* b) { return a->bytes > b->bytes; });
   size_t workers = std::min<size_t>(jobs.size(), std::max(1u, std::thread::hardware_concurrency()));
@@ -163,72 +172,96 @@ std::exception_ptr run_jobs(Store& store, ImageRecord& record, std::vector<Layer
   return failure;
 }
 
-// Implied parent directories take their look from the layers below, bottom layer first so each
-// lower is final when an upper copies from it.
-void fix_implied_dirs(const Store& store, const ImageRecord& record,
-                      const std::vector<LayerJob>& jobs) {
-  std::vector<std::string> fs(record.layers.size());
-  for (size_t i = 0; i < record.layers.size(); ++i)
-    fs[i] = store.layer_path(record.layers[i].diff_id) + "/fs";
-  for (const auto& job : jobs)
-    if (job.unpack) fs[job.index] = job.staged + "/fs";
-  for (const auto& job : jobs) {
-    if (!job.unpack || job.result.implied_dirs.empty()) continue;
-    std::vector<std::string> lowers(fs.rend() - static_cast<long>(job.index), fs.rend());
-    with_context("layer " + record.layers[job.index].diff_id,
-                 [&] { copy_implied_dirs(job.staged + "/fs", job.result.implied_dirs, lowers); });
-  }
-}
-
-// Blobs first, then layers; a concurrent importer of the same layer may have won the rename.
-void commit(Store& store, ImageRecord& record, std::vector<LayerJob>& jobs) {
-  for (auto& job : jobs) {
-    LayerRecord& layer = record.layers[job.index];
-    layer.digest = job.result.digest;
-    layer.size = job.result.size;
-    if (job.blob) job.blob->commit(layer.digest);
-    if (!job.unpack) continue;
-    if (::rename(job.staged.c_str(), store.layer_path(layer.diff_id).c_str()) != 0) {
-      if (errno != EEXIST && errno != ENOTEMPTY) throw_errno("rename layer " + layer.diff_id);
-      remove_tree(job.staged);
-    }
-    job.staged.clear();
-  }
+void remove_staged(LayerJob& job) {
+  if (job.staged.empty()) return;
+  remove_tree(job.staged);
+  job.staged.clear();
 }
 
 }  // namespace
 
-void ensure_layers(Store& store, ImageRecord& record, const std::vector<LayerSource>& sources) {
-  std::vector<LayerJob> jobs = plan(store, record, sources);
-  auto cleanup = [&] {
-    for (auto& job : jobs)
-      if (!job.staged.empty()) remove_tree(job.staged);
-  };
-  try {
-    if (std::exception_ptr failure = run_jobs(store, record, jobs)) std::rethrow_exception(failure);
-    std::sort(jobs.begin(), jobs.end(),
-              [](const LayerJob& a, const LayerJob& b) { return a.index < b.index; });
-    fix_implied_dirs(store, record, jobs);
-    commit(store, record, jobs);
-  } catch (...) {
-    cleanup();
-    throw;
+LayerBatch::LayerBatch(Store& store) : store_(store) {}
+
+LayerBatch::~LayerBatch() {
+  for (auto& job : jobs_) {
+    try {
+      remove_staged(*job);
+    } catch (const std::exception& e) {
+      log::warn(std::string("remove staged layer: ") + e.what());
+    }
   }
+}
+
+void LayerBatch::add(ImageRecord& record, const std::vector<LayerSource>& sources) {
+  auto jobs = plan(store_, record, sources, staged_fs_, blobs_);
+  std::exception_ptr failure = run_jobs(store_, record, jobs);
+  if (failure) {
+    for (auto& job : jobs) remove_staged(*job);
+    std::rethrow_exception(failure);
+  }
+  for (auto& job : jobs) {
+    LayerRecord& layer = record.layers[job->index];
+    layer.digest = job->result.digest;
+    layer.size = job->result.size;
+    blobs_[layer.digest] = {layer.size, layer.media_type};
+    if (job->unpack) staged_fs_[layer.diff_id] = job->staged + "/fs";
+  }
+  // Implied parent directories take their look from the layers below, bottom layer first so
+  // each lower is final when an upper copies from it.
+  auto fs_of = [&](const std::string& diff_id) {
+    auto staged = staged_fs_.find(diff_id);
+    return staged != staged_fs_.end() ? staged->second : store_.layer_path(diff_id) + "/fs";
+  };
+  for (const auto& job : jobs) {
+    if (!job->unpack || job->result.implied_dirs.empty()) continue;
+    std::vector<std::string> lowers;
+    for (size_t i = job->index; i-- > 0;) lowers.push_back(fs_of(record.layers[i].diff_id));
+    with_context("layer " + job->diff_id,
+                 [&] { copy_implied_dirs(job->staged + "/fs", job->result.implied_dirs, lowers); });
+  }
+  for (auto& job : jobs) jobs_.push_back(std::move(job));
+
   for (auto& layer : record.layers) {
     // A duplicate layer whose blob the source did not name shares the first one's blob.
     if (layer.digest.empty()) {
       for (const auto& other : record.layers)
         if (other.diff_id == layer.diff_id && !other.digest.empty()) layer = other;
     }
-    // A docker archive named a blob the store had already: describe it from there.
-    if ((layer.media_type.empty() || layer.size < 0) && store.has_blob(layer.digest)) {
-      UniqueFd fd = open_or_throw(store.blob_path(layer.digest), O_RDONLY);
+    if (!layer.media_type.empty() && layer.size >= 0) continue;
+    // A docker archive named a blob the batch or the store has already: describe it from there.
+    if (auto known = blobs_.find(layer.digest); known != blobs_.end()) {
+      layer.size = known->second.first;
+      if (layer.media_type.empty()) layer.media_type = known->second.second;
+    } else if (store_.has_blob(layer.digest)) {
+      UniqueFd fd = open_or_throw(store_.blob_path(layer.digest), O_RDONLY);
       struct stat st {};
       if (::fstat(fd.get(), &st) != 0) throw_errno("stat blob " + layer.digest);
       layer.size = st.st_size;
       if (layer.media_type.empty()) layer.media_type = detect_layer_type(fd.get());
     }
   }
+}
+
+void LayerBatch::commit() {
+  for (auto& job : jobs_)
+    if (job->blob) job->blob->commit(job->result.digest);
+  for (auto& job : jobs_) {
+    if (!job->unpack) continue;
+    if (::rename(job->staged.c_str(), store_.layer_path(job->diff_id).c_str()) != 0) {
+      if (errno != EEXIST && errno != ENOTEMPTY) throw_errno("rename layer " + job->diff_id);
+      remove_tree(job->staged);
+    }
+    job->staged.clear();
+  }
+  jobs_.clear();
+  staged_fs_.clear();
+  blobs_.clear();
+}
+
+void ensure_layers(Store& store, ImageRecord& record, const std::vector<LayerSource>& sources) {
+  LayerBatch batch(store);
+  batch.add(record, sources);
+  batch.commit();
 }
 
 }  // namespace barge::image

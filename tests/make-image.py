@@ -2,8 +2,10 @@
 """Builds test images for barge's image tests, from busybox-static and generated files.
 
   make-image.py busybox OUT [--format oci|docker] [--tar] [--compress gzip|zstd|none]
-                [--name NAME:TAG] [--user USER] [--index] [--layers N] [--implied-parents]
+                [--name NAME:TAG] [--user USER] [--index] [--multi-platform] [--docker-types]
+                [--layers N] [--implied-parents] [--foreign]
   make-image.py hostile CASE OUT.tar [--canary PATH]
+  make-image.py layer two|three OUT.tar
 
 busybox: a 3-layer image (busybox rootfs; files of every type with owners, modes, setuid, xattrs;
 then deletions, an opaque dir and a changed file), with --implied-parents a layer whose entries
@@ -135,18 +137,28 @@ def sha(data):
 LAYER_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
                "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
                "none": "application/vnd.oci.image.layer.v1.tar"}
+OCI_TYPES = {"index": "application/vnd.oci.image.index.v1+json",
+             "manifest": "application/vnd.oci.image.manifest.v1+json",
+             "config": "application/vnd.oci.image.config.v1+json"}
+# Docker schema2 has no zstd layer type.
+DOCKER_TYPES = {"index": "application/vnd.docker.distribution.manifest.list.v2+json",
+                "manifest": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": "application/vnd.docker.container.image.v1+json",
+                "gzip": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "none": "application/vnd.docker.image.rootfs.diff.tar"}
 
 
-def image_config(diff_ids, user):
-    return json.dumps({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+def image_config(diff_ids, user, arch="amd64", variant=None):
+    extra = {"variant": variant} if variant else {}
+    return json.dumps(dict({
+        "architecture": arch, "os": "linux", "created": "2024-01-01T00:00:00Z",
         "config": {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hello-from-image; id -u; pwd"],
                    "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                            "FOO=bar"],
                    "WorkingDir": "/data", "User": user,
                    "Labels": {"org.example.test": "yes"}, "ExposedPorts": {"80/tcp": {}}},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": []}, sort_keys=True).encode()
+        "history": []}, **extra), sort_keys=True).encode()
 
 
 def write_blob(out, data):
@@ -155,6 +167,24 @@ def write_blob(out, data):
     with open(os.path.join(out, "blobs", "sha256", d[7:]), "wb") as f:
         f.write(data)
     return {"digest": d, "size": len(data)}
+
+
+def platform_manifest(out, types, base_layers, arch, variant=None):
+    """A manifest for another platform: the busybox layer plus a layer whose /platform file
+    names the platform, so a test sees which manifest was picked."""
+    l = Layer()
+    l.file("platform", ("%s%s\n" % (arch, "/" + variant if variant else "")).encode())
+    layers = [base_layers[0], l.bytes()]
+    config = image_config([sha(x) for x in layers], "", arch, variant)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": types["manifest"],
+        "config": dict(mediaType=types["config"], **write_blob(out, config)),
+        "layers": [dict(mediaType=types["gzip"], **write_blob(out, compress(x, "gzip")))
+                   for x in layers]}).encode()
+    platform = {"os": "linux", "architecture": arch}
+    if variant:
+        platform["variant"] = variant
+    return dict(mediaType=types["manifest"], platform=platform, **write_blob(out, manifest))
 
 
 def build_busybox(args):
@@ -171,33 +201,36 @@ def build_busybox(args):
         if args.format == "oci":
             with open(os.path.join(out, "oci-layout"), "w") as f:
                 json.dump({"imageLayoutVersion": "1.0.0"}, f)
+            types = dict(OCI_TYPES, **LAYER_TYPES)
+            if args.docker_types:
+                types = DOCKER_TYPES
             descs = []
             for l in layers:
                 blob = compress(l, args.compress)
-                descs.append(dict(mediaType=LAYER_TYPES[args.compress], **write_blob(out, blob)))
+                descs.append(dict(mediaType=types[args.compress], **write_blob(out, blob)))
             if args.foreign:
                 descs[-1]["mediaType"] = \
                     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
                 descs[-1]["urls"] = ["https://example.invalid/layer"]
             manifest = json.dumps({
-                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": dict(mediaType="application/vnd.oci.image.config.v1+json",
-                               **write_blob(out, config)),
+                "schemaVersion": 2, "mediaType": types["manifest"],
+                "config": dict(mediaType=types["config"], **write_blob(out, config)),
                 "layers": descs}).encode()
-            mdesc = dict(mediaType="application/vnd.oci.image.manifest.v1+json",
-                         **write_blob(out, manifest))
+            mdesc = dict(mediaType=types["manifest"], **write_blob(out, manifest))
             annotations = {"org.opencontainers.image.ref.name": name} if name else {}
-            if args.index:
-                # A nested index: amd64 and a (missing-blobs) arm64 entry must be told apart.
-                other = dict(mediaType="application/vnd.oci.image.manifest.v1+json",
-                             digest="sha256:" + "0" * 64, size=1,
-                             platform={"os": "linux", "architecture": "arm64"})
-                index = json.dumps({"schemaVersion": 2,
-                                    "mediaType": "application/vnd.oci.image.index.v1+json",
-                                    "manifests": [other, dict(platform={"os": "linux",
-                                                  "architecture": "amd64"}, **mdesc)]}).encode()
-                top = dict(mediaType="application/vnd.oci.image.index.v1+json",
-                           **write_blob(out, index))
+            if args.index or args.multi_platform:
+                # A nested index: amd64 and a (missing-blobs) s390x entry must be told apart.
+                other = dict(mediaType=types["manifest"], digest="sha256:" + "0" * 64, size=1,
+                             platform={"os": "linux", "architecture": "s390x"})
+                entries = [other]
+                if args.multi_platform:
+                    entries += [platform_manifest(out, types, layers, "arm64"),
+                                platform_manifest(out, types, layers, "arm", "v6"),
+                                platform_manifest(out, types, layers, "arm", "v7")]
+                entries.append(dict(platform={"os": "linux", "architecture": "amd64"}, **mdesc))
+                index = json.dumps({"schemaVersion": 2, "mediaType": types["index"],
+                                    "manifests": entries}).encode()
+                top = dict(mediaType=types["index"], **write_blob(out, index))
             else:
                 top = mdesc
             if annotations:
@@ -214,9 +247,14 @@ def build_busybox(args):
             cname = sha(config)[7:] + ".json"
             with open(os.path.join(out, cname), "wb") as f:
                 f.write(config)
+            entry = {"Config": cname, "RepoTags": [name] if name else [], "Layers": paths}
+            if args.foreign:
+                entry["LayerSources"] = {diff_ids[-1]: {
+                    "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                    "size": 1, "digest": "sha256:" + "1" * 64,
+                    "urls": ["https://example.invalid/layer"]}}
             with open(os.path.join(out, "manifest.json"), "w") as f:
-                json.dump([{"Config": cname, "RepoTags": [name] if name else [],
-                            "Layers": paths}], f)
+                json.dump([entry], f)
         if os.path.exists(args.out):
             shutil.rmtree(args.out) if os.path.isdir(args.out) else os.unlink(args.out)
         if args.tar:
@@ -297,6 +335,10 @@ def main():
     b.add_argument("--name", default="")
     b.add_argument("--user", default="")
     b.add_argument("--index", action="store_true")
+    b.add_argument("--multi-platform", action="store_true",
+                   help="index with arm64, arm/v6 and arm/v7 manifests too (implies --index)")
+    b.add_argument("--docker-types", action="store_true",
+                   help="Docker schema2 media types in the OCI layout")
     b.add_argument("--layers", type=int, default=0)
     b.add_argument("--foreign", action="store_true", help="mark the top layer non-distributable")
     b.add_argument("--implied-parents", action="store_true",
@@ -305,8 +347,17 @@ def main():
     h.add_argument("case")
     h.add_argument("out")
     h.add_argument("--canary", default="/tmp/barge-canary/file")
+    y = sub.add_parser("layer")
+    y.add_argument("which", choices=["two", "three"])
+    y.add_argument("out")
     args = p.parse_args()
-    build_busybox(args) if args.cmd == "busybox" else build_hostile(args)
+    if args.cmd == "busybox":
+        build_busybox(args)
+    elif args.cmd == "hostile":
+        build_hostile(args)
+    else:
+        with open(args.out, "wb") as f:
+            f.write(layer_two() if args.which == "two" else layer_three())
 
 
 if __name__ == "__main__":

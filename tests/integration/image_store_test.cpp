@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <array>
@@ -112,6 +113,8 @@ TEST_F(ImageStoreTest, ImportsEveryFormatAndSharesLayersByDiffId) {
       {"oci-index", "--index --name a:index", "a:index"},
       {"docker.tar", "--format docker --tar --compress none --name a:docker", "a:docker"},
       {"docker-gz", "--format docker --compress gzip --name a:dockergz", "a:dockergz"},
+      {"oci-docker-types", "--docker-types --index --name a:dtypes", "a:dtypes"},
+      {"oci-docker-plain.tar", "--docker-types --tar --compress none --name a:dplain", "a:dplain"},
   };
   for (const auto& c : cases) {
     std::string path = make_image(c.file, c.args);
@@ -127,6 +130,22 @@ TEST_F(ImageStoreTest, ImportsEveryFormatAndSharesLayersByDiffId) {
   // Same uncompressed content in every format: one unpacked directory per layer.
   EXPECT_EQ(layer_count(), 3u);
   EXPECT_TRUE(list_dir(store_ + "/tmp").empty());
+  // Each import gives its layers their media type as the manifest (or the blob) says.
+  for (const auto& image : list) {
+    Result r = barge("inspect " + std::string(image["id"]));
+    ASSERT_EQ(r.status, 0) << r.out;
+    auto doc = nlohmann::json::parse(r.out);
+    std::string type = doc["manifest"]["layers"][0]["mediaType"];
+    EXPECT_NE(type.find("tar"), std::string::npos) << type;
+  }
+}
+
+// A failed import leaves the store exactly as it was: no record, no blob (manifest and config
+// included), no layer, nothing in tmp/.
+void expect_store_empty(const std::string& store) {
+  EXPECT_TRUE(list_dir(store + "/blobs/sha256").empty()) << "blobs of a failed import stored";
+  EXPECT_TRUE(list_dir(store + "/layers/sha256").empty()) << "layers of a failed import stored";
+  EXPECT_TRUE(list_dir(store + "/tmp").empty()) << "leftovers in tmp/";
 }
 
 TEST_F(ImageStoreTest, CorruptBlobIsRejectedNamingItsDigestAndNothingIsRecorded) {
@@ -143,15 +162,26 @@ TEST_F(ImageStoreTest, CorruptBlobIsRejectedNamingItsDigestAndNothingIsRecorded)
   EXPECT_NE(r.out.find("sha256:" + hex), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("mismatch"), std::string::npos) << r.out;
   EXPECT_TRUE(images().empty());
+  expect_store_empty(store_);
   // Truncated: the size check names it too.
   ASSERT_EQ(sh("truncate -s 1000 " + path + "/blobs/sha256/" + hex).status, 0);
   r = barge("import " + path);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.out.find("sha256:" + hex), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("truncated"), std::string::npos) << r.out;
   EXPECT_TRUE(images().empty());
-  EXPECT_EQ(layer_count(), 0u) << "no layer of an unverified blob may be unpacked";
-  EXPECT_EQ(barge("prune").status, 0);
-  EXPECT_TRUE(list_dir(store_ + "/blobs/sha256").empty());
+  expect_store_empty(store_);
+}
+
+TEST_F(ImageStoreTest, TruncatedTarOfALayoutIsRejectedAndNothingIsImported) {
+  std::string path = make_image("oci.tar", "--tar --name t:1");
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  ASSERT_EQ(::truncate(path.c_str(), st.st_size / 2), 0);
+  Result r = barge("import " + path);
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_TRUE(images().empty());
+  expect_store_empty(store_);
 }
 
 TEST_F(ImageStoreTest, DiffIdMismatchIsRejected) {
@@ -169,7 +199,7 @@ TEST_F(ImageStoreTest, DiffIdMismatchIsRejected) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.out.find("rootfs.diff_ids"), std::string::npos) << r.out;
   EXPECT_TRUE(images().empty());
-  EXPECT_LE(layer_count(), 2u);
+  expect_store_empty(store_);
 }
 
 TEST_F(ImageStoreTest, ForeignLayerIsRejectedClearly) {
@@ -178,13 +208,56 @@ TEST_F(ImageStoreTest, ForeignLayerIsRejectedClearly) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.out.find("non-distributable"), std::string::npos) << r.out;
   EXPECT_TRUE(images().empty());
+  expect_store_empty(store_);
+  path = make_image("docker", "--format docker --foreign --name f:2");
+  r = barge("import " + path);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("non-distributable/foreign"), std::string::npos) << r.out;
+  EXPECT_TRUE(images().empty());
+  expect_store_empty(store_);
 }
 
 TEST_F(ImageStoreTest, WrongPlatformIsRejected) {
   std::string path = make_image("oci", "--index --name p:1");
-  Result r = barge("import --platform linux/s390x " + path);
+  Result r = barge("import --platform linux/ppc64le " + path);
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.out.find("linux/s390x"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("linux/ppc64le"), std::string::npos) << r.out;
+  expect_store_empty(store_);
+}
+
+TEST_F(ImageStoreTest, PlatformPicksItsManifestFromANestedIndex) {
+  // index.json -> index -> {s390x (blobs missing), arm64, arm/v6, arm/v7, amd64}; the
+  // non-amd64 images have a /platform file naming themselves.
+  for (const char* types : {"", "--docker-types"}) {
+    std::string path = make_image("multi", std::string("--multi-platform --name m ") + types);
+    struct Case {
+      std::string platform, name, recorded, file;
+      size_t layers;
+    };
+    for (const Case& c : {Case{"", "m:amd64", "linux/amd64", "", 3},
+                          Case{"linux/arm64", "m:arm64", "linux/arm64", "arm64\n", 2},
+                          Case{"linux/arm/v7", "m:v7", "linux/arm/v7", "arm/v7\n", 2},
+                          Case{"linux/arm/v6", "m:v6", "linux/arm/v6", "arm/v6\n", 2}}) {
+      std::string flag = c.platform.empty() ? "" : "--platform " + c.platform + " ";
+      Result r = barge("import " + flag + "--name " + c.name + " " + path);
+      ASSERT_EQ(r.status, 0) << c.name << " " << types << ": " << r.out;
+      auto doc = nlohmann::json::parse(barge("inspect " + c.name).out);
+      EXPECT_EQ(doc["platform"], c.recorded) << c.name;
+      EXPECT_EQ(doc["layers"].size(), c.layers) << c.name;
+      std::string mnt = dir_ + "/mnt";
+      ASSERT_EQ(barge("mount " + c.name + " " + mnt).status, 0);
+      if (c.file.empty())
+        EXPECT_FALSE(std::ifstream(mnt + "/platform").good()) << c.name;
+      else
+        EXPECT_EQ(slurp(mnt + "/platform"), c.file) << c.name;
+      EXPECT_EQ(barge("unmount " + mnt).status, 0);
+    }
+    // The busybox layer is shared by every platform's image: 3 + one per other platform.
+    EXPECT_EQ(layer_count(), 6u) << types;
+    for (const char* name : {"m:amd64", "m:arm64", "m:v7", "m:v6"})
+      EXPECT_EQ(barge(std::string("rm ") + name).status, 0);
+    expect_store_empty(store_);
+  }
 }
 
 // The rootfs at mnt is the multi-layer test image: what umoci unpacks of it, deletions and the
@@ -250,8 +323,23 @@ TEST_F(ImageStoreTest, TwoMountsShareLowersAndSeeOnlyTheirOwnWrites) {
   ASSERT_EQ(barge("mount s:1 " + dir_ + "/two").status, 0);
   std::ofstream(dir_ + "/one/written") << "one";
   ASSERT_EQ(::unlink((dir_ + "/one/data/a").c_str()), 0);
+  ASSERT_EQ(sh("rm -rf " + dir_ + "/one/opt/old && mkdir " + dir_ + "/one/opt/old").status, 0);
   EXPECT_FALSE(std::ifstream(dir_ + "/two/written").good());
   EXPECT_EQ(slurp(dir_ + "/two/data/a"), "file a, changed\n");
+  EXPECT_EQ(slurp(dir_ + "/two/opt/old/z"), "new z\n");
+  // The deletions are whiteouts (and an opaque dir) in one's upper layer, which hide the lowers.
+  struct stat st {};
+  EXPECT_NE(::lstat((dir_ + "/one/data/a").c_str(), &st), 0);
+  EXPECT_TRUE(list_dir(dir_ + "/one/opt/old").empty());
+  Result upper = sh("find " + store_ + "/mounts -path '*/upper/data/a' -type c");
+  EXPECT_NE(upper.out.find("/upper/data/a"), std::string::npos) << "no whiteout: " << upper.out;
+  Result old = sh("find " + store_ + "/mounts -path '*/upper/opt/old' -type d");
+  ASSERT_FALSE(old.out.empty()) << "opt/old not in the upper layer";
+  char opaque[4] = {};
+  EXPECT_EQ(::getxattr(old.out.substr(0, old.out.find('\n')).c_str(), "trusted.overlay.opaque",
+                       opaque, sizeof opaque),
+            1);
+  EXPECT_EQ(opaque[0], 'y') << "opt/old is not opaque in the upper layer";
   EXPECT_EQ(list_dir(store_ + "/mounts").size(), 2u);
   EXPECT_EQ(layer_count(), 3u);
   // The layers are in use: rm keeps them until the mounts go.
@@ -306,6 +394,11 @@ TEST_F(ImageStoreTest, BundleRunsWithBargeRun) {
   EXPECT_EQ(config["process"]["user"]["additionalGids"], nlohmann::json::array({2000}));
   EXPECT_EQ(config["process"]["cwd"], "/data");
   EXPECT_EQ(config["process"]["terminal"], false);
+  EXPECT_EQ(config["process"]["args"],
+            nlohmann::json::array({"/bin/sh", "-c", "echo hello-from-image; id -u; pwd"}));
+  auto env = config["process"]["env"];
+  EXPECT_NE(std::find(env.begin(), env.end(), "FOO=bar"), env.end()) << env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "HOME=/home/app"), env.end()) << env;
   EXPECT_EQ(config["annotations"]["org.example.test"], "yes");
   EXPECT_EQ(config["annotations"]["org.opencontainers.image.exposedPorts"], "80/tcp");
   std::string id = "img-" + std::to_string(::getpid());
@@ -402,6 +495,30 @@ TEST_F(ImageStoreTest, ConcurrentImportsOfOneImageAreSafe) {
   EXPECT_EQ(images().size(), 1u);
   EXPECT_EQ(layer_count(), 3u);
   EXPECT_TRUE(list_dir(store_ + "/tmp").empty());
+}
+
+// rm of one image while another sharing its layers is being imported: whatever the order, the
+// new image ends complete (its layers and blobs present) and the removed one's own layer goes.
+TEST_F(ImageStoreTest, RemoveDuringAnImportOfAnImageSharingLayers) {
+  std::string one = make_image("one", "--layers 1 --name r:one");
+  std::string two = make_image("two.tar", "--tar --compress zstd --layers 2 --name r:two");
+  std::string bin = std::string(BARGE_BINARY) + " image --storage " + store_;
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_EQ(barge("import " + one).status, 0);
+    Result r =
+        sh("(" + bin + " import " + two + " & " + bin + " rm r:one & " + bin + " prune & wait)");
+    EXPECT_EQ(r.status, 0) << r.out;
+    auto list = images();
+    ASSERT_EQ(list.size(), 1u) << round;
+    EXPECT_EQ(list[0]["names"], nlohmann::json::array({"r:two"}));
+    // r:two's five layers (r:one's four are among them: zstd blobs differ, diff_ids do not).
+    EXPECT_EQ(layer_count(), 5u) << round;
+    ASSERT_EQ(barge("mount r:two " + dir_ + "/mnt").status, 0);
+    EXPECT_EQ(slurp(dir_ + "/mnt/extra/layer-001"), "layer 1\n");
+    EXPECT_EQ(barge("unmount " + dir_ + "/mnt").status, 0);
+    ASSERT_EQ(barge("rm r:two").status, 0);
+    expect_store_empty(store_);
+  }
 }
 
 }  // namespace

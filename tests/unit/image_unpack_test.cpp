@@ -212,6 +212,76 @@ TEST_F(ImageUnpackTest, BlobLongerThanDeclaredIsRefused) {
   }
 }
 
+std::string xattr_of(const std::string& path, const char* name) {
+  char value[256];
+  ssize_t n = ::lgetxattr(path.c_str(), name, value, sizeof value);
+  return n < 0 ? std::string("<none>") : std::string(value, static_cast<size_t>(n));
+}
+
+// tests/make-image.py's layer two: one entry of each file type with owners, modes, set-id bits,
+// an xattr, a hard link; every entry (directories and symlinks too) has mtime 1700000000.
+TEST_F(ImageUnpackTest, EveryFileTypeKeepsItsMetadata) {
+  std::string tar = dir_.path() + "/two.tar";
+  run(std::string("/usr/bin/python3 ") + BARGE_SOURCE_DIR + "/tests/make-image.py layer two " +
+      tar);
+  unpack(tar);
+  struct Expect {
+    const char* path;
+    mode_t type;
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+  };
+  for (const Expect& e :
+       {Expect{"data", S_IFDIR, 0755, 0, 0}, Expect{"data/a", S_IFREG, 0640, 1000, 1000},
+        Expect{"data/link", S_IFLNK, 0777, 0, 0}, Expect{"data/fifo", S_IFIFO, 0600, 0, 0},
+        Expect{"data/null", S_IFCHR, 0666, 0, 0}, Expect{"data/suid", S_IFREG, 04755, 0, 0},
+        Expect{"data/sgid", S_IFREG, 02750, 0, 50}, Expect{"data/sticky", S_IFDIR, 01777, 0, 0},
+        Expect{"opt/old", S_IFDIR, 0755, 0, 0}}) {
+    struct stat st {};
+    ASSERT_EQ(::lstat(in_layer(e.path).c_str(), &st), 0) << e.path;
+    EXPECT_EQ(st.st_mode & S_IFMT, e.type) << e.path;
+    EXPECT_EQ(st.st_mode & 07777, e.mode) << e.path;
+    EXPECT_EQ(st.st_uid, e.uid) << e.path;
+    EXPECT_EQ(st.st_gid, e.gid) << e.path;
+    EXPECT_EQ(st.st_mtim.tv_sec, 1700000000) << e.path;
+  }
+  struct stat null {};
+  ASSERT_EQ(::lstat(in_layer("data/null").c_str(), &null), 0);
+  EXPECT_EQ(null.st_rdev, makedev(1, 3));
+  EXPECT_EQ(read_file(in_layer("data/a")), "file a\n");
+  EXPECT_EQ(xattr_of(in_layer("data/a"), "user.barge"), "test-value");
+  struct stat a {
+  }, hard{};
+  ASSERT_EQ(::lstat(in_layer("data/a").c_str(), &a), 0);
+  ASSERT_EQ(::lstat(in_layer("data/hard").c_str(), &hard), 0);
+  EXPECT_EQ(a.st_ino, hard.st_ino) << "data/hard is a hard link to data/a";
+  EXPECT_EQ(a.st_nlink, 2u);
+  char target[16] = {};
+  EXPECT_EQ(::readlink(in_layer("data/link").c_str(), target, sizeof target), 1);
+  EXPECT_STREQ(target, "a");
+}
+
+// Layer three in overlayfs form: .wh.NAME as a 0/0 character device, .wh..wh..opq as the
+// opaque xattr on its directory; the markers themselves are not extracted.
+TEST_F(ImageUnpackTest, WhiteoutsAndOpaqueDirsBecomeOverlayfsForm) {
+  std::string tar = dir_.path() + "/three.tar";
+  run(std::string("/usr/bin/python3 ") + BARGE_SOURCE_DIR + "/tests/make-image.py layer three " +
+      tar);
+  unpack(tar);
+  for (const char* path : {"data/b", "etc/motd"}) {
+    struct stat st {};
+    ASSERT_EQ(::lstat(in_layer(path).c_str(), &st), 0) << path;
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << path;
+    EXPECT_EQ(st.st_rdev, makedev(0, 0)) << path;
+  }
+  EXPECT_EQ(xattr_of(in_layer("opt/old"), "trusted.overlay.opaque"), "y");
+  EXPECT_EQ(xattr_of(in_layer("data"), "trusted.overlay.opaque"), "<none>");
+  EXPECT_FALSE(path_exists(in_layer("data/.wh.b")));
+  EXPECT_FALSE(path_exists(in_layer("opt/old/.wh..wh..opq")));
+  EXPECT_EQ(read_file(in_layer("opt/old/z")), "new z\n");
+}
+
 // A layer listing "a/b/f" without "a/" or "a/b/": its a and a/b look like the layers' below.
 TEST_F(ImageUnpackTest, ImpliedParentsTakeTheLookOfTheLowerDirectory) {
   std::string src = dir_.path() + "/src";
