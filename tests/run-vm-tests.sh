@@ -21,10 +21,20 @@ if [[ -z $tool ]]; then
   exit 0
 fi
 
+# The guest sees the host's root read-only with fresh tmpfs on /tmp and /run, plus one read-write
+# share: share the directory holding both the sources (tests/*.sh) and the build, so a checkout under
+# /tmp (as a CI clone may be) is visible too.
+share=$build
+until [[ $share == / || $repo == "$share" || $repo == "$share"/* ]]; do share=$(dirname "$share"); done
+if [[ $share == / ]]; then
+  echo "vm: $repo and $build have no common parent below /; put the build dir inside the checkout" >&2
+  exit 1
+fi
+
 filter='CgroupHost*:CgroupV2*:CgroupOps*:Devices*:ProcessAttributes.AppArmor*:Lifecycle.Run*'
 echo "vm: $tool -- integration_tests --gtest_filter='$filter'"
 set +e
-(cd "$build" && "$tool" --timeout 1500 --env BARGE_LEAK_CYCLES=20 -- \
+(cd "$build" && "$tool" --share "$share" --timeout 1500 --env BARGE_LEAK_CYCLES=20 -- \
   "$build/tests/integration_tests" --gtest_filter="$filter" --gtest_brief=1)
 status=$?
 set -e
