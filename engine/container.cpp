@@ -316,6 +316,8 @@ EtcFiles etc_files_for(const Paths& paths, const network::Mode& mode, const std:
   for (const auto& server : resolv.dropped)
     log::warn("resolv.conf: dropped nameserver " + server +
               " (on the host's loopback, unreachable from the container)");
+  if (!resolv.dropped.empty() && !network::has_nameserver(resolv.text))
+    log::warn("resolv.conf: no nameserver left, the container cannot resolve names");
   files.resolv = resolv.text;
   return files;
 }

@@ -6,8 +6,6 @@
 namespace barge::network {
 namespace {
 
-constexpr const char* kSystemdResolvedUpstream = "/run/systemd/resolve/resolv.conf";
-
 std::vector<std::string_view> lines(std::string_view text) {
   std::vector<std::string_view> out;
   while (!text.empty()) {
@@ -75,15 +73,20 @@ ResolvConf container_resolv_conf(std::string_view host) {
   return out;
 }
 
-std::string host_resolv_conf() {
+bool has_nameserver(std::string_view resolv_conf) {
+  for (auto line : lines(resolv_conf))
+    if (!nameserver_of(line).empty()) return true;
+  return false;
+}
+
+std::string host_resolv_conf(const std::string& path, const std::string& upstream) {
   std::string text;
   try {
-    text = read_file("/etc/resolv.conf");
+    text = read_file(path);
   } catch (const Error& e) {
     if (e.code() != ENOENT) throw;
   }
-  if (only_loopback_nameservers(text) && path_exists(kSystemdResolvedUpstream))
-    return read_file(kSystemdResolvedUpstream);
+  if (only_loopback_nameservers(text) && path_exists(upstream)) return read_file(upstream);
   return text;
 }
 

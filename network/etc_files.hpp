@@ -20,8 +20,12 @@ struct ResolvConf {
 // The host's resolv.conf for a container in its own network namespace: nameservers on loopback
 // (127.0.0.0/8, ::1) answer only the host, so they are dropped (the caller warns).
 ResolvConf container_resolv_conf(std::string_view host_resolv_conf);
-// The host's resolver configuration: /etc/resolv.conf, or systemd-resolved's upstream list when
-// /etc/resolv.conf points only at the local stub.
-std::string host_resolv_conf();
+// Whether text names any nameserver (a container without one cannot resolve names).
+bool has_nameserver(std::string_view resolv_conf);
+// The host's resolver configuration: /etc/resolv.conf, or systemd-resolved's upstream list
+// (reachable from a container, unlike the 127.0.0.53 stub) when /etc/resolv.conf points only at
+// loopback resolvers. The paths are parameters for tests.
+std::string host_resolv_conf(const std::string& path = "/etc/resolv.conf",
+                             const std::string& upstream = "/run/systemd/resolve/resolv.conf");
 
 }  // namespace barge::network

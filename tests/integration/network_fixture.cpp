@@ -48,21 +48,26 @@ bool pid_alive(unsigned pid) {
   return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0;
 }
 
-// iptables-restore batch removing the chains mine() accepts and every jump to them.
+// iptables-restore batch removing the chains mine() accepts and every jump to them. All of them
+// are flushed before any is deleted: they jump to each other (P-DNAT to the container chains).
 std::string removal_batch(const std::string& save,
                           const std::function<bool(const std::string&)>& mine) {
-  std::string out, table, deletes, removals;
+  std::string out, table, deletes, flushes, removals;
   for (const auto& line : split_lines(save)) {
     if (line.starts_with("*")) {
       table = line.substr(1);
       deletes.clear();
+      flushes.clear();
       removals.clear();
     } else if (line == "COMMIT") {
       if (!deletes.empty() || !removals.empty())
-        out += "*" + table + "\n" + deletes + removals + "COMMIT\n";
+        out += "*" + table + "\n" + deletes + flushes + removals + "COMMIT\n";
     } else if (line.starts_with(":")) {
       std::string chain = line.substr(1, line.find(' ') - 1);
-      if (mine(chain)) removals += "-F " + chain + "\n-X " + chain + "\n";
+      if (mine(chain)) {
+        flushes += "-F " + chain + "\n";
+        removals += "-X " + chain + "\n";
+      }
     } else if (line.starts_with("-A ")) {
       auto words = split_words(line);
       if (words.size() > 2 && !mine(words[1]) && mine(words.back()))
@@ -357,6 +362,12 @@ std::vector<std::string> NetworkTest::container_leftovers() {
   std::vector<std::string> out;
   for (const auto& link : links_on_bridge())
     out.push_back("veth on the bridge: " + link.value("ifname", "?"));
+  // Host ends are named vb<address in hex>: one of the test subnet anywhere is a leftover too.
+  char veth_prefix[16];
+  std::snprintf(veth_prefix, sizeof veth_prefix, "vb0ad6%02x", third_octet_);
+  for (const auto& line : split_lines(run_shell("ip -o link show")))
+    if (line.find(std::string(": ") + veth_prefix) != std::string::npos)
+      out.push_back("veth: " + line.substr(0, line.find('<')));
   for (const auto& chain : container_chains()) out.push_back("iptables chain " + chain);
   Json state = ipam_state();
   if (state.contains("endpoints") && !state["endpoints"].empty())

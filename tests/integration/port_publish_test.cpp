@@ -118,6 +118,37 @@ TEST_F(PortPublishTest, UdpIsPublishedToo) {
 #endif
 }
 
+TEST_F(PortPublishTest, PortRangesPublishEveryPortOfTheRange) {
+  // Two servers (80 and 81), each published through a fixed range and a dynamic one.
+  std::string id = run_detached(
+      {"--name", "ranges", "-p", "18200-18201:80-81", "-p", "80-81", "bb:1",
+       "mkdir -p /w80 /w81 && echo port 80 > /w80/index.html && echo port 81 > /w81/index.html "
+       "&& httpd -p 80 -h /w80 && exec httpd -f -p 81 -h /w81"});
+  ASSERT_FALSE(id.empty());
+  std::vector<std::pair<std::string, std::string>> mappings;  // container port, host port
+  for (const auto& line : split_lines(trim(container({"port", id}).out))) {
+    ASSERT_NE(line.find("/tcp -> 0.0.0.0:"), std::string::npos) << line;
+    mappings.emplace_back(line.substr(0, line.find('/')), line.substr(line.rfind(':') + 1));
+  }
+  ASSERT_EQ(mappings.size(), 4u);
+  EXPECT_EQ(mappings[0], (std::pair<std::string, std::string>{"80", "18200"}));
+  EXPECT_EQ(mappings[1], (std::pair<std::string, std::string>{"81", "18201"}));
+  EXPECT_EQ(mappings[2].first, "80");
+  EXPECT_EQ(mappings[3].first, "81");
+  EXPECT_NE(mappings[2].second, mappings[3].second);
+  for (const auto& [container_port, host_port] : mappings)
+    EXPECT_EQ(http_get("http://127.0.0.1:" + host_port + "/"), "port " + container_port)
+        << container_port << " on host port " << host_port;
+
+  // A range that overlaps a published port fails naming that port, and leaves nothing.
+  ProcResult overlap = container({"run", "-d", "-p", "18199-18200:80-81", "bb:1", "sleep 60"});
+  EXPECT_NE(overlap.status, 0);
+  EXPECT_NE(overlap.err.find("18200/tcp"), std::string::npos) << overlap.err;
+  EXPECT_EQ(ipam_state()["endpoints"].size(), 1u);
+  EXPECT_EQ(links_on_bridge().size(), 1u);
+  EXPECT_EQ(container_chains().size(), 1u);
+}
+
 TEST_F(PortPublishTest, PublishAllUsesTheImagesExposedPorts) {
   std::string id = run_httpd("web", {"-P"});
   ProcResult ports = container({"port", id});

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/error.hpp"
+#include "common/file.hpp"
 #include "network/address.hpp"
 #include "network/etc_files.hpp"
 #include "network/ipam.hpp"
@@ -244,6 +245,31 @@ TEST(NetworkEtcFiles, LoopbackNameserversAreDropped) {
   EXPECT_EQ(resolv.text,
             "# comment\nnameserver 10.255.255.53\nsearch example.org\noptions edns0\n");
   EXPECT_EQ(resolv.dropped, (std::vector<std::string>{"127.0.0.53", "::1"}));
+}
+
+TEST(NetworkEtcFiles, AStubOnlyResolvConfFallsBackToTheUpstreamList) {
+  std::string dir = "/tmp/barge-resolv-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  std::string stub = dir + "/stub.conf", mixed = dir + "/mixed.conf", upstream = dir + "/up.conf";
+  barge::write_file(stub, "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n");
+  barge::write_file(mixed, "nameserver 127.0.0.1\nnameserver 10.255.255.53\n");
+  barge::write_file(upstream, "nameserver 10.255.255.54\nsearch lan\n");
+
+  // Only the local stub: systemd-resolved's upstream list replaces it.
+  EXPECT_EQ(host_resolv_conf(stub, upstream), "nameserver 10.255.255.54\nsearch lan\n");
+  // A reachable nameserver next to the loopback one: the host's file, the loopback one dropped.
+  EXPECT_EQ(host_resolv_conf(mixed, upstream), barge::read_file(mixed));
+  EXPECT_EQ(container_resolv_conf(host_resolv_conf(mixed, upstream)).text,
+            "nameserver 10.255.255.53\n");
+  // Only the stub and no upstream list: nothing reachable is left (the caller warns).
+  auto left = container_resolv_conf(host_resolv_conf(stub, dir + "/absent.conf"));
+  EXPECT_FALSE(has_nameserver(left.text)) << left.text;
+  EXPECT_EQ(left.dropped, std::vector<std::string>{"127.0.0.53"});
+  EXPECT_TRUE(has_nameserver("# x\nnameserver\t10.0.0.1\n"));
+  // No /etc/resolv.conf at all is an empty configuration, not an error.
+  EXPECT_EQ(host_resolv_conf(dir + "/absent.conf", dir + "/absent2.conf"), "");
+  for (const char* name : {"/stub.conf", "/mixed.conf", "/up.conf"}) ::unlink((dir + name).c_str());
+  ::rmdir(dir.c_str());
 }
 
 TEST(NetworkConfig, ValidationNamesTheSetting) {
