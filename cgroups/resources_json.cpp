@@ -6,11 +6,23 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "runtime/spec_fields.hpp"
 
 namespace barge::cgroups {
 namespace {
 
 using Json = nlohmann::ordered_json;
+
+Json to_json(const spec::DeviceCgroupRule& r);
+Json to_json(const spec::WeightDevice& d);
+Json to_json(const spec::ThrottleDevice& d);
+Json to_json(const spec::HugepageLimit& h);
+Json to_json(const spec::NetworkPriority& p);
+
+template <typename T>
+void put(Json& object, const char* key, const T& value) {
+  object[key] = value;
+}
 
 template <typename T>
 void put(Json& object, const char* key, const std::optional<T>& value) {
@@ -21,72 +33,36 @@ void put(Json& object, const char* key, const std::string& value) {
   if (!value.empty()) object[key] = value;
 }
 
-Json device_rule_json(const spec::DeviceCgroupRule& rule) {
-  Json out = {{"allow", rule.allow}};
-  put(out, "type", rule.type);
-  put(out, "major", rule.major);
-  put(out, "minor", rule.minor);
-  put(out, "access", rule.access);
-  return out;
+template <typename T>
+void put(Json& object, const char* key, const std::vector<T>& values) {
+  if (values.empty()) return;
+  Json list = Json::array();
+  for (const auto& value : values) list.push_back(to_json(value));
+  object[key] = std::move(list);
 }
 
-Json memory_json(const spec::MemoryResources& m) {
+// An object with the members of a runtime/spec_fields.hpp table that are set.
+template <typename Table, typename Struct>
+Json to_json(const Table& table, const Struct& in) {
   Json out = Json::object();
-  put(out, "limit", m.limit);
-  put(out, "reservation", m.reservation);
-  put(out, "swap", m.swap);
-  put(out, "kernel", m.kernel);
-  put(out, "kernelTCP", m.kernel_tcp);
-  put(out, "swappiness", m.swappiness);
-  put(out, "disableOOMKiller", m.disable_oom_killer);
-  put(out, "useHierarchy", m.use_hierarchy);
-  put(out, "checkBeforeUpdate", m.check_before_update);
+  spec::fields::for_each(table, [&](const char* key, auto member) { put(out, key, in.*member); });
   return out;
 }
 
-Json cpu_json(const spec::CpuResources& c) {
-  Json out = Json::object();
-  put(out, "shares", c.shares);
-  put(out, "quota", c.quota);
-  put(out, "burst", c.burst);
-  put(out, "period", c.period);
-  put(out, "realtimeRuntime", c.realtime_runtime);
-  put(out, "realtimePeriod", c.realtime_period);
-  put(out, "cpus", c.cpus);
-  put(out, "mems", c.mems);
-  put(out, "idle", c.idle);
-  return out;
+Json to_json(const spec::DeviceCgroupRule& r) {
+  return to_json(spec::fields::kDeviceRule, r);
 }
-
-Json throttle_list_json(const std::vector<spec::ThrottleDevice>& devices) {
-  Json out = Json::array();
-  for (const auto& d : devices)
-    out.push_back({{"major", d.major}, {"minor", d.minor}, {"rate", d.rate}});
-  return out;
+Json to_json(const spec::WeightDevice& d) {
+  return to_json(spec::fields::kWeightDevice, d);
 }
-
-Json block_io_json(const spec::BlockIoResources& b) {
-  Json out = Json::object();
-  put(out, "weight", b.weight);
-  put(out, "leafWeight", b.leaf_weight);
-  if (!b.weight_device.empty()) {
-    Json list = Json::array();
-    for (const auto& d : b.weight_device) {
-      Json item = {{"major", d.major}, {"minor", d.minor}};
-      put(item, "weight", d.weight);
-      put(item, "leafWeight", d.leaf_weight);
-      list.push_back(std::move(item));
-    }
-    out["weightDevice"] = std::move(list);
-  }
-  auto put_list = [&](const char* key, const std::vector<spec::ThrottleDevice>& devices) {
-    if (!devices.empty()) out[key] = throttle_list_json(devices);
-  };
-  put_list("throttleReadBpsDevice", b.throttle_read_bps_device);
-  put_list("throttleWriteBpsDevice", b.throttle_write_bps_device);
-  put_list("throttleReadIOPSDevice", b.throttle_read_iops_device);
-  put_list("throttleWriteIOPSDevice", b.throttle_write_iops_device);
-  return out;
+Json to_json(const spec::ThrottleDevice& d) {
+  return to_json(spec::fields::kThrottleDevice, d);
+}
+Json to_json(const spec::HugepageLimit& h) {
+  return to_json(spec::fields::kHugepageLimit, h);
+}
+Json to_json(const spec::NetworkPriority& p) {
+  return to_json(spec::fields::kNetworkPriority, p);
 }
 
 template <typename T>
@@ -103,38 +79,13 @@ void overlay(std::vector<T>& base, const std::vector<T>& change) {
   if (!change.empty()) base = change;
 }
 
-void merge_memory(spec::MemoryResources& base, const spec::MemoryResources& change) {
-  overlay(base.limit, change.limit);
-  overlay(base.reservation, change.reservation);
-  overlay(base.swap, change.swap);
-  overlay(base.kernel, change.kernel);
-  overlay(base.kernel_tcp, change.kernel_tcp);
-  overlay(base.swappiness, change.swappiness);
-  overlay(base.disable_oom_killer, change.disable_oom_killer);
-  overlay(base.use_hierarchy, change.use_hierarchy);
-  overlay(base.check_before_update, change.check_before_update);
-}
-
-void merge_cpu(spec::CpuResources& base, const spec::CpuResources& change) {
-  overlay(base.shares, change.shares);
-  overlay(base.quota, change.quota);
-  overlay(base.burst, change.burst);
-  overlay(base.period, change.period);
-  overlay(base.realtime_runtime, change.realtime_runtime);
-  overlay(base.realtime_period, change.realtime_period);
-  overlay(base.cpus, change.cpus);
-  overlay(base.mems, change.mems);
-  overlay(base.idle, change.idle);
-}
-
-void merge_block_io(spec::BlockIoResources& base, const spec::BlockIoResources& change) {
-  overlay(base.weight, change.weight);
-  overlay(base.leaf_weight, change.leaf_weight);
-  overlay(base.weight_device, change.weight_device);
-  overlay(base.throttle_read_bps_device, change.throttle_read_bps_device);
-  overlay(base.throttle_write_bps_device, change.throttle_write_bps_device);
-  overlay(base.throttle_read_iops_device, change.throttle_read_iops_device);
-  overlay(base.throttle_write_iops_device, change.throttle_write_iops_device);
+// Every member of a table that change sets replaces base's.
+template <typename Table>
+auto merge_with(const Table& table) {
+  return [&table](auto& base, const auto& change) {
+    spec::fields::for_each(
+        table, [&](const char*, auto member) { overlay(base.*member, change.*member); });
+  };
 }
 
 template <typename Section, typename Merge>
@@ -164,40 +115,22 @@ spec::Resources parse_resources_json(const std::string& text, const std::string&
 
 std::string resources_to_json(const spec::Resources& r) {
   Json out = Json::object();
-  if (!r.devices.empty()) {
-    Json devices = Json::array();
-    for (const auto& rule : r.devices) devices.push_back(device_rule_json(rule));
-    out["devices"] = std::move(devices);
-  }
-  if (r.memory) out["memory"] = memory_json(*r.memory);
-  if (r.cpu) out["cpu"] = cpu_json(*r.cpu);
+  put(out, "devices", r.devices);
+  if (r.memory) out["memory"] = to_json(spec::fields::kMemory, *r.memory);
+  if (r.cpu) out["cpu"] = to_json(spec::fields::kCpu, *r.cpu);
   if (r.pids_limit) out["pids"] = {{"limit", *r.pids_limit}};
-  if (r.block_io) out["blockIO"] = block_io_json(*r.block_io);
-  if (!r.hugepage_limits.empty()) {
-    Json list = Json::array();
-    for (const auto& h : r.hugepage_limits)
-      list.push_back({{"pageSize", h.page_size}, {"limit", h.limit}});
-    out["hugepageLimits"] = std::move(list);
-  }
+  if (r.block_io) out["blockIO"] = to_json(spec::fields::kBlockIo, *r.block_io);
+  put(out, "hugepageLimits", r.hugepage_limits);
   if (r.network) {
     Json network = Json::object();
     put(network, "classID", r.network->class_id);
-    if (!r.network->priorities.empty()) {
-      Json list = Json::array();
-      for (const auto& p : r.network->priorities)
-        list.push_back({{"name", p.name}, {"priority", p.priority}});
-      network["priorities"] = std::move(list);
-    }
+    put(network, "priorities", r.network->priorities);
     out["network"] = std::move(network);
   }
   if (!r.rdma.empty()) {
     Json rdma = Json::object();
-    for (const auto& [device, limit] : r.rdma) {
-      Json item = Json::object();
-      put(item, "hcaHandles", limit.hca_handles);
-      put(item, "hcaObjects", limit.hca_objects);
-      rdma[device] = std::move(item);
-    }
+    for (const auto& [device, limit] : r.rdma)
+      rdma[device] = to_json(spec::fields::kRdmaLimit, limit);
     out["rdma"] = std::move(rdma);
   }
   if (!r.unified.empty()) out["unified"] = r.unified;
@@ -205,10 +138,10 @@ std::string resources_to_json(const spec::Resources& r) {
 }
 
 spec::Resources merge_resources(spec::Resources base, const spec::Resources& changes) {
-  merge_section(base.memory, changes.memory, merge_memory);
-  merge_section(base.cpu, changes.cpu, merge_cpu);
+  merge_section(base.memory, changes.memory, merge_with(spec::fields::kMemory));
+  merge_section(base.cpu, changes.cpu, merge_with(spec::fields::kCpu));
   overlay(base.pids_limit, changes.pids_limit);
-  merge_section(base.block_io, changes.block_io, merge_block_io);
+  merge_section(base.block_io, changes.block_io, merge_with(spec::fields::kBlockIo));
   overlay(base.hugepage_limits, changes.hugepage_limits);
   if (changes.network) base.network = changes.network;
   for (const auto& [device, limit] : changes.rdma) base.rdma[device] = limit;

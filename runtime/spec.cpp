@@ -12,6 +12,7 @@
 
 #include "common/error.hpp"
 #include "common/file.hpp"
+#include "runtime/spec_fields.hpp"
 
 namespace barge::spec {
 namespace {
@@ -160,6 +161,13 @@ void read_field(const Node& object, std::string_view key, T& out) {
   if (auto child = object.member(key)) read_value(*child, out);
 }
 
+// Reads every member of out named in a runtime/spec_fields.hpp table.
+template <typename Table, typename Struct>
+void read_fields(const Node& object, const Table& table, Struct& out) {
+  fields::for_each(table,
+                   [&](const char* key, auto member) { read_field(object, key, out.*member); });
+}
+
 void read_value(const Node& n, std::string& out) {
   if (!n.value().is_string()) n.fail_type("string");
   out = n.value().get<std::string>();
@@ -287,68 +295,35 @@ void read_value(const Node& n, Device& out) {
 }
 
 void read_value(const Node& n, DeviceCgroupRule& out) {
-  read_field(n, "allow", out.allow);
-  read_field(n, "type", out.type);
-  read_field(n, "major", out.major);
-  read_field(n, "minor", out.minor);
-  read_field(n, "access", out.access);
+  read_fields(n, fields::kDeviceRule, out);
 }
 
 void read_value(const Node& n, MemoryResources& out) {
-  read_field(n, "limit", out.limit);
-  read_field(n, "reservation", out.reservation);
-  read_field(n, "swap", out.swap);
-  read_field(n, "kernel", out.kernel);
-  read_field(n, "kernelTCP", out.kernel_tcp);
-  read_field(n, "swappiness", out.swappiness);
-  read_field(n, "disableOOMKiller", out.disable_oom_killer);
-  read_field(n, "useHierarchy", out.use_hierarchy);
-  read_field(n, "checkBeforeUpdate", out.check_before_update);
+  read_fields(n, fields::kMemory, out);
 }
 
 void read_value(const Node& n, CpuResources& out) {
-  read_field(n, "shares", out.shares);
-  read_field(n, "quota", out.quota);
-  read_field(n, "burst", out.burst);
-  read_field(n, "period", out.period);
-  read_field(n, "realtimeRuntime", out.realtime_runtime);
-  read_field(n, "realtimePeriod", out.realtime_period);
-  read_field(n, "cpus", out.cpus);
-  read_field(n, "mems", out.mems);
-  read_field(n, "idle", out.idle);
+  read_fields(n, fields::kCpu, out);
 }
 
 void read_value(const Node& n, WeightDevice& out) {
-  read_field(n, "major", out.major);
-  read_field(n, "minor", out.minor);
-  read_field(n, "weight", out.weight);
-  read_field(n, "leafWeight", out.leaf_weight);
+  read_fields(n, fields::kWeightDevice, out);
 }
 
 void read_value(const Node& n, ThrottleDevice& out) {
-  read_field(n, "major", out.major);
-  read_field(n, "minor", out.minor);
-  read_field(n, "rate", out.rate);
+  read_fields(n, fields::kThrottleDevice, out);
 }
 
 void read_value(const Node& n, BlockIoResources& out) {
-  read_field(n, "weight", out.weight);
-  read_field(n, "leafWeight", out.leaf_weight);
-  read_field(n, "weightDevice", out.weight_device);
-  read_field(n, "throttleReadBpsDevice", out.throttle_read_bps_device);
-  read_field(n, "throttleWriteBpsDevice", out.throttle_write_bps_device);
-  read_field(n, "throttleReadIOPSDevice", out.throttle_read_iops_device);
-  read_field(n, "throttleWriteIOPSDevice", out.throttle_write_iops_device);
+  read_fields(n, fields::kBlockIo, out);
 }
 
 void read_value(const Node& n, HugepageLimit& out) {
-  read_field(n, "pageSize", out.page_size);
-  read_field(n, "limit", out.limit);
+  read_fields(n, fields::kHugepageLimit, out);
 }
 
 void read_value(const Node& n, NetworkPriority& out) {
-  read_field(n, "name", out.name);
-  read_field(n, "priority", out.priority);
+  read_fields(n, fields::kNetworkPriority, out);
 }
 
 void read_value(const Node& n, NetworkResources& out) {
@@ -357,8 +332,7 @@ void read_value(const Node& n, NetworkResources& out) {
 }
 
 void read_value(const Node& n, RdmaLimit& out) {
-  read_field(n, "hcaHandles", out.hca_handles);
-  read_field(n, "hcaObjects", out.hca_objects);
+  read_fields(n, fields::kRdmaLimit, out);
 }
 
 void read_value(const Node& n, Resources& out) {

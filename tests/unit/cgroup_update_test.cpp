@@ -2,6 +2,8 @@
 // table filter.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 
 #include "cgroups/resources_json.hpp"
@@ -63,6 +65,30 @@ TEST(CgroupUpdate, ResourcesJsonRoundTrip) {
   EXPECT_EQ(r.rdma.at("mlx5_1").hca_handles, 3u);
   std::string again = cg::resources_to_json(r);
   EXPECT_EQ(cg::resources_to_json(cg::parse_resources_json(again, "again")), again);
+}
+
+// Every field linux.resources has, set: what update persists must be exactly what was read.
+TEST(CgroupUpdate, ResourcesJsonWritesBackEveryFieldItReads) {
+  const std::string text = R"({
+    "devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
+    "memory": {"limit": 1, "reservation": 2, "swap": 3, "kernel": 4, "kernelTCP": 5, "swappiness": 6,
+               "disableOOMKiller": true, "useHierarchy": false, "checkBeforeUpdate": true},
+    "cpu": {"shares": 1, "quota": 2, "burst": 3, "period": 4, "realtimeRuntime": 5,
+            "realtimePeriod": 6, "cpus": "0-1", "mems": "0", "idle": 1},
+    "pids": {"limit": 64},
+    "blockIO": {"weight": 10, "leafWeight": 20,
+                "weightDevice": [{"major": 8, "minor": 0, "weight": 30, "leafWeight": 40}],
+                "throttleReadBpsDevice": [{"major": 8, "minor": 1, "rate": 1}],
+                "throttleWriteBpsDevice": [{"major": 8, "minor": 2, "rate": 2}],
+                "throttleReadIOPSDevice": [{"major": 8, "minor": 3, "rate": 3}],
+                "throttleWriteIOPSDevice": [{"major": 8, "minor": 4, "rate": 4}]},
+    "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+    "network": {"classID": 7, "priorities": [{"name": "eth0", "priority": 5}]},
+    "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 4}},
+    "unified": {"memory.high": "1000000"}
+  })";
+  auto written = nlohmann::json::parse(cg::resources_to_json(cg::parse_resources_json(text, "r")));
+  EXPECT_EQ(written, nlohmann::json::parse(text)) << written.dump(2);
 }
 
 TEST(CgroupUpdate, ResourcesJsonErrorsNameFieldAndSource) {
