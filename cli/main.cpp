@@ -1,6 +1,7 @@
 #include <seccomp.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <string_view>
@@ -25,6 +26,46 @@ int report_failure(const std::string& message) {
   barge::log::error(message);
   if (!barge::log::logs_to_stderr()) std::cerr << message << "\n";
   return 1;
+}
+
+// Building every subcommand's options costs more than the rest of a short command (state, kill,
+// start, delete) together, and containerd runs several per container: register only the group
+// that defines the command on the line, all of them when there is none (help, unknown words).
+using AddCommands = void (*)(CLI::App&, barge::cli::Context&);
+struct CommandGroup {
+  std::string_view names;  // space-separated, with a space at both ends
+  AddCommands add;
+};
+constexpr CommandGroup kCommandGroups[] = {
+    {" create start run kill delete ", barge::cli::add_lifecycle_commands},
+    {" features state list spec ", barge::cli::add_info_commands},
+    {" pause resume ps events update ", barge::cli::add_cgroup_commands},
+    {" exec ", barge::cli::add_exec_command},
+    {" image ", barge::cli::add_image_commands},
+    {" container network ", barge::cli::add_container_commands},
+};
+
+// The first word that is not a global option or its value, as CLI11 will see it.
+std::string_view command_word(int argc, char** argv) {
+  constexpr std::string_view kOptionsWithValue[] = {"--root", "--log", "--log-format", "--rootless",
+                                                    "--criu"};
+  for (int i = 1; i < argc; ++i) {
+    std::string_view word = argv[i];
+    if (!word.starts_with('-')) return word;
+    if (std::ranges::find(kOptionsWithValue, word) != std::end(kOptionsWithValue)) ++i;
+  }
+  return {};
+}
+
+void add_commands(CLI::App& app, barge::cli::Context& context, std::string_view command) {
+  for (const auto& group : kCommandGroups) {
+    if (!command.empty() &&
+        group.names.find(" " + std::string(command) + " ") != std::string_view::npos) {
+      group.add(app, context);
+      return;
+    }
+  }
+  for (const auto& group : kCommandGroups) group.add(app, context);
 }
 
 bool parse_only_requested() {
@@ -52,12 +93,7 @@ int run_cli(int argc, char** argv) {
   app.add_flag("--systemd-cgroup", context.systemd_cgroup, "use the systemd cgroup driver");
   app.add_option("--rootless", rootless, "ignored: rootless mode is detected (runc compat)");
   app.add_option("--criu", criu, "ignored: checkpointing is not supported (runc compat)");
-  barge::cli::add_lifecycle_commands(app, context);
-  barge::cli::add_info_commands(app, context);
-  barge::cli::add_image_commands(app, context);
-  barge::cli::add_cgroup_commands(app, context);
-  barge::cli::add_exec_command(app, context);
-  barge::cli::add_container_commands(app, context);
+  add_commands(app, context, command_word(argc, argv));
 
   try {
     app.parse(argc, argv);
