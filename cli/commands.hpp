@@ -16,6 +16,9 @@ struct Context {
   runtime::GlobalOptions global;
   bool systemd_cgroup = false;
   Action action;  // set by the subcommand that was parsed
+  // Set by the commands that put a process into a container (create, run, exec and their
+  // `container` twins): only they pay for the CVE-2019-5736 protection (main.cpp).
+  bool starts_container_process = false;
 };
 
 void add_lifecycle_commands(CLI::App& app, Context& context);

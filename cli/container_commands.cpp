@@ -87,6 +87,7 @@ void add_run(CLI::App& parent, Context& ctx, const SharedPtr& shared) {
   cmd->footer("Usage: barge container run [OPTIONS] IMAGE [COMMAND [ARGS...]]");
   cmd->callback([&ctx, cmd, shared, options] {
     options->command = cmd->remaining();
+    ctx.starts_container_process = true;
     ctx.action = [&ctx, shared, options] {
       options->net = shared->net;
       auto result = engine::run(paths_of(ctx, *shared), *options);
@@ -177,6 +178,7 @@ void add_exec(CLI::App& parent, Context& ctx, const SharedPtr& shared) {
   cmd->footer("Usage: barge container exec [OPTIONS] ID COMMAND [ARGS...]");
   cmd->callback([&ctx, cmd, shared, id, env, detach, args] {
     *args = cmd->remaining();
+    ctx.starts_container_process = true;
     ctx.action = [&ctx, shared, id, env, detach, args] {
       if (args->empty()) throw barge::Error("container exec: a command is required");
       return engine::exec(paths_of(ctx, *shared), *id, *args, *env, *detach);

@@ -32,6 +32,7 @@ void add_exec_command(CLI::App& app, Context& ctx) {
     if (!options->args.empty() && options->args.front().starts_with('-')) {
       throw CLI::ExtrasError(cmd->get_name(), {options->args.front()});
     }
+    ctx.starts_container_process = true;
     ctx.action = [&ctx, options, id] { return runtime::exec(ctx.global, *id, *options); };
   });
 }

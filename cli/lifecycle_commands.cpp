@@ -25,6 +25,7 @@ void add_create(CLI::App& app, Context& ctx) {
   add_create_flags(cmd, *options);
   cmd->add_option("id", *id, "container id")->required();
   cmd->callback([&ctx, options, id] {
+    ctx.starts_container_process = true;
     ctx.action = [&ctx, options, id] {
       runtime::create(ctx.global, *id, *options);
       return 0;
@@ -41,6 +42,7 @@ void add_run(CLI::App& app, Context& ctx) {
   cmd->add_flag("-d,--detach", *detach, "return after start instead of waiting");
   cmd->add_option("id", *id, "container id")->required();
   cmd->callback([&ctx, options, id, detach] {
+    ctx.starts_container_process = true;
     ctx.action = [&ctx, options, id, detach] {
       return runtime::run(ctx.global, *id, *options, *detach);
     };

@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "runtime/exe_protection.hpp"
 #include "runtime/spec.hpp"
 
 namespace {
@@ -115,8 +116,15 @@ int run_cli(int argc, char** argv) {
   log_options.format = log_format == "json" ? barge::log::Format::json : barge::log::Format::text;
   barge::log::configure(log_options);
   try {
-    if (context.systemd_cgroup)
+    if (context.systemd_cgroup) {
       throw barge::Error("--systemd-cgroup: the systemd cgroup driver is not supported yet");
+    }
+    // Before anything is created: the re-exec starts this command over from the unwritable
+    // binary. barge_unprotected (tests only, see CMakeLists.txt) is built without it to show
+    // that the escape tests catch an unprotected runtime.
+#ifndef BARGE_UNPROTECTED_FOR_TESTS
+    if (context.starts_container_process) barge::runtime::run_from_unwritable_binary(argv);
+#endif
     return context.action ? context.action() : 0;
   } catch (const barge::Error& e) {
     return report_failure(e.what());

@@ -1,0 +1,345 @@
+// Container escapes really attempted from inside containers (issue 5), each checking afterwards
+// that the host is intact. The attacker's side is tests/helpers/escape_probe.cpp, a static binary
+// copied into the busybox rootfs.
+//
+// CVE-2019-5736: the attacks aim at a COPY of the runtime binary in a temporary directory (the
+// test drives that copy), so a broken protection never destroys the build. barge_unprotected is
+// barge built without the protection (CMakeLists.txt, BARGE_UNPROTECTED_FOR_TESTS): the same
+// attack against it must succeed, which shows these tests catch an escape. By hand: copy
+// build/barge_unprotected to a temp dir, run a container whose entrypoint is a `#!/proc/self/exe`
+// script in the pid namespace of a container running `escape_probe overwrite-runtime`, and the
+// copy's first bytes become the probe's payload.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/fd.hpp"
+#include "image/digest.hpp"
+#include "tests/integration/harness.hpp"
+
+namespace barge::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string file_digest(const std::string& path) {
+  return image::sha256_of(slurp(path));
+}
+
+// Polls for a report file of the probe; "" when it did not appear in time (hang protection only).
+std::string wait_for_report(const std::string& path, std::chrono::seconds limit = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (path_exists(path)) return trim(slurp(path));
+    std::this_thread::sleep_for(10ms);
+  }
+  return "";
+}
+
+// A pipe whose buffer is already full: a process writing to it blocks until drain() reads. The
+// runtime started through `#!/proc/self/exe` prints a usage error and exits; with its output
+// going here it stays alive until the probe has caught it, so the test does not race it.
+class FullPipe {
+ public:
+  FullPipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return;
+    read_.reset(fds[0]);
+    write_.reset(fds[1]);
+    std::string block(4096, 'x');
+    while (::write(write_.get(), block.data(), block.size()) > 0) {
+    }
+    // Blocking again for the writers (the flag belongs to the shared open file description).
+    ::fcntl(write_.get(), F_SETFL, 0);
+  }
+  int write_end() const { return write_.get(); }
+  void close_write_end() { write_.reset(); }
+  // Reads until every writer has closed its end (or the limit passes); returns what was read
+  // after the filler.
+  std::string drain(std::chrono::seconds limit = 30s) {
+    std::string text;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd pfd{read_.get(), POLLIN, 0};
+      if (::poll(&pfd, 1, 100) <= 0) continue;
+      ssize_t n = ::read(read_.get(), buf, sizeof buf);
+      if (n == 0) break;
+      if (n > 0) text.append(buf, static_cast<size_t>(n));
+    }
+    text.erase(0, text.find_first_not_of('x'));
+    return text;
+  }
+
+ private:
+  UniqueFd read_, write_;
+};
+
+// fork/exec with stdout and stderr on out_fd; its own process group so it can be killed whole.
+pid_t spawn(const std::vector<std::string>& argv, int out_fd) {
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  ::setpgid(0, 0);
+  int devnull = ::open("/dev/null", O_RDONLY);
+  ::dup2(devnull, 0);
+  ::dup2(out_fd, 1);
+  ::dup2(out_fd, 2);
+  ::syscall(SYS_close_range, 3U, ~0U, 0U);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  ::execv(args[0], args.data());
+  ::_exit(127);
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void copy_executable(const std::string& from, const std::string& to) {
+  fs::create_directories(fs::path(to).parent_path());
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+  fs::permissions(to, fs::perms(0755));
+}
+
+// What one attempt of CVE-2019-5736 did.
+struct Overwrite {
+  std::string caught;  // /proc/PID/exe target the probe got hold of ("" if none)
+  std::string result;  // "wrote", "open-failed ERRNO", "write-failed ERRNO" ("" if none)
+  std::string digest_before, digest_after;
+  std::string details;  // for assertion messages
+};
+
+enum class Via { exec, run };
+
+class Escape : public RuntimeTest {
+ protected:
+  void SetUp() override {
+    RuntimeTest::SetUp();
+#ifndef BARGE_ESCAPE_PROBE
+    GTEST_SKIP() << "escape_probe helper not built (sanitizer build)";
+#endif
+  }
+
+  // The probe at /escape_probe and the `#!/proc/self/exe` script at /evil of a bundle's rootfs,
+  // plus the shared libraries of the runtime binary: a dynamically linked runtime started inside
+  // the container finds its loader and libraries in the container's root (a real attacker
+  // ships them in the image, possibly doctored).
+  static void arm_rootfs(const Bundle& bundle, const std::string& runtime_copy) {
+#ifdef BARGE_ESCAPE_PROBE
+    copy_executable(BARGE_ESCAPE_PROBE, bundle.rootfs() + "/escape_probe");
+#endif
+    std::ofstream(bundle.rootfs() + "/evil") << "#!/proc/self/exe\n";
+    fs::permissions(bundle.rootfs() + "/evil", fs::perms(0755));
+    ProcResult ldd = run_process({"ldd", runtime_copy});
+    for (const auto& word : split_words(ldd.out)) {
+      if (word.front() != '/' || !fs::exists(word)) continue;
+      fs::path target = bundle.rootfs() + word;
+      fs::create_directories(target.parent_path());
+      fs::copy_file(fs::canonical(word), target, fs::copy_options::overwrite_existing);
+    }
+  }
+
+  // Runs the runtime binary at `binary` (a copy made for this test) with our --root.
+  std::vector<std::string> with_binary(const std::string& binary,
+                                       const std::vector<std::string>& args) const {
+    std::vector<std::string> argv{binary, "--root", root()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+
+  // Container A: the attacker, `escape_probe overwrite-runtime /report` as its init, /report a
+  // host directory. Returns A's id; *init_pid gets its host pid.
+  std::string start_attacker(const std::string& report_dir, const std::string& runtime_copy,
+                             int* init_pid) {
+    fs::create_directories(report_dir);
+    std::string id = new_id();
+    Bundle bundle =
+        make_bundle(id, {"/escape_probe", "overwrite-runtime", "/report"}, [&](Json& c) {
+          c["mounts"].push_back({{"destination", "/report"},
+                                 {"type", "bind"},
+                                 {"source", report_dir},
+                                 {"options", {"rbind", "rw"}}});
+        });
+    arm_rootfs(bundle, runtime_copy);
+    ProcResult created = runtime({"create", "--bundle", bundle.dir, id});
+    EXPECT_EQ(created.status, 0) << created.describe();
+    ProcResult started = runtime({"start", id});
+    EXPECT_EQ(started.status, 0) << started.describe();
+    auto st = state(id);
+    *init_pid = st ? (*st)["pid"].get<int>() : 0;
+    return id;
+  }
+
+  // The whole attack against the runtime binary at `binary` (a copy): the attacker container
+  // waits; the runtime then starts `/evil` (#!/proc/self/exe) in the attacker's pid namespace,
+  // either by `exec` into the attacker or by `run` of a second container that joins the
+  // attacker's pid namespace and has /evil as its entrypoint.
+  Overwrite attack(const std::string& binary, Via via) {
+    Overwrite o;
+    o.digest_before = file_digest(binary);
+    const std::string report = test_dir() + "/report-" + std::to_string(++attacks_);
+    int attacker_pid = 0;
+    std::string attacker = start_attacker(report, binary, &attacker_pid);
+    if (wait_for_report(report + "/ready").empty()) {
+      o.details = "the probe never started";
+      return o;
+    }
+    std::vector<std::string> argv;
+    if (via == Via::exec) {
+      argv = with_binary(binary, {"exec", attacker, "/evil"});
+    } else {
+      std::string id = new_id();
+      Bundle victim = make_bundle(id, {"/evil"}, [&](Json& c) {
+        for (auto& ns : c["linux"]["namespaces"])
+          if (ns["type"] == "pid") ns["path"] = "/proc/" + std::to_string(attacker_pid) + "/ns/pid";
+      });
+      arm_rootfs(victim, binary);
+      argv = with_binary(binary, {"run", "--bundle", victim.dir, id});
+    }
+    FullPipe output;
+    pid_t pid = spawn(argv, output.write_end());
+    output.close_write_end();
+    o.caught = wait_for_report(report + "/caught");
+    if (o.caught.empty()) ::kill(-pid, SIGKILL);
+    std::string printed = output.drain();
+    int status = wait_exit(pid);
+    if (!o.caught.empty()) o.result = wait_for_report(report + "/result");
+    o.digest_after = file_digest(binary);
+    o.details = "caught=" + o.caught + " result=" + o.result + "\nruntime (status " +
+                std::to_string(status) + ") printed:\n" + printed;
+    return o;
+  }
+
+  // The copy of the binary under test the attacks aim at.
+  std::string copy_of_runtime() {
+    std::string copy =
+        test_dir() + "/runtime-copy/" + fs::path(runtime_binary()).filename().string();
+    copy_executable(runtime_binary(), copy);
+    return copy;
+  }
+
+  static void expect_protected(const Overwrite& o, const std::string& binary) {
+    ASSERT_FALSE(o.caught.empty()) << "the attack never got hold of the runtime: " << o.details;
+    EXPECT_NE(o.result, "wrote") << o.details;
+    EXPECT_FALSE(o.result.empty()) << o.details;
+    EXPECT_EQ(o.digest_after, o.digest_before) << "the runtime binary was modified! " << o.details;
+    if (testing_barge()) {
+      // The process ran from the protected view, not from the file on the host.
+      EXPECT_NE(o.caught, binary) << o.details;
+    }
+  }
+
+ private:
+  int attacks_ = 0;
+};
+
+TEST_F(Escape, ExecOfAProcSelfExeScriptCannotOverwriteTheRuntime) {
+  std::string copy = copy_of_runtime();
+  Overwrite o = attack(copy, Via::exec);
+  expect_protected(o, copy);
+  if (testing_barge()) {
+    EXPECT_EQ(o.result, "open-failed EROFS") << o.details;
+  }
+}
+
+TEST_F(Escape, ProcSelfExeEntrypointCannotOverwriteTheRuntime) {
+  std::string copy = copy_of_runtime();
+  Overwrite o = attack(copy, Via::run);
+  expect_protected(o, copy);
+  if (testing_barge()) {
+    EXPECT_EQ(o.result, "open-failed EROFS") << o.details;
+  }
+}
+
+// The test can fail: the same attacks overwrite barge built without the protection.
+TEST_F(Escape, WithoutTheProtectionTheSameAttacksOverwriteTheRuntime) {
+  if (!testing_barge()) GTEST_SKIP() << "barge_unprotected is barge's";
+  for (Via via : {Via::exec, Via::run}) {
+    std::string copy =
+        test_dir() + "/unprotected-" + std::to_string(static_cast<int>(via)) + "/barge_unprotected";
+    copy_executable(BARGE_UNPROTECTED_BINARY, copy);
+    Overwrite o = attack(copy, via);
+    EXPECT_EQ(o.result, "wrote") << o.details;
+    EXPECT_NE(o.digest_after, o.digest_before) << o.details;
+    EXPECT_EQ(slurp(copy).rfind("#!/bin/sh\necho PWNED", 0), 0u) << o.details;
+  }
+}
+
+// overlayfs refuses a lower layer that is already two overlays deep, so barge falls back to the
+// sealed memfd copy for a binary there, which must hold as well. The top overlay has an upper
+// layer: a binary on a read-only mount needs no protection and is run as it is.
+class StackedOverlay {
+ public:
+  explicit StackedOverlay(const std::string& dir) : dir_(dir) {
+    for (const char* d : {"l1", "l2", "upper", "work", "m1", "m2"})
+      fs::create_directories(dir + "/" + d);
+    std::string first = "lowerdir=" + dir + "/l1:" + dir + "/l2";
+    std::string second =
+        "lowerdir=" + dir + "/m1,upperdir=" + dir + "/upper,workdir=" + dir + "/work";
+    ok_ = ::mount("overlay", (dir + "/m1").c_str(), "overlay", 0, first.c_str()) == 0 &&
+          ::mount("overlay", (dir + "/m2").c_str(), "overlay", 0, second.c_str()) == 0;
+  }
+  ~StackedOverlay() {
+    ::umount2((dir_ + "/m2").c_str(), MNT_DETACH);
+    ::umount2((dir_ + "/m1").c_str(), MNT_DETACH);
+  }
+  bool ok() const { return ok_; }
+  std::string lower() const { return dir_ + "/l1"; }
+  std::string top() const { return dir_ + "/m2"; }
+
+ private:
+  std::string dir_;
+  bool ok_ = false;
+};
+
+TEST_F(Escape, SealedMemfdFallbackAlsoHolds) {
+  if (!testing_barge()) GTEST_SKIP() << "barge's fallback";
+  StackedOverlay stack(test_dir() + "/stack");
+  ASSERT_TRUE(stack.ok()) << strerror(errno);
+  copy_executable(runtime_binary(), stack.lower() + "/barge");
+  std::string copy = stack.top() + "/barge";
+  Overwrite o = attack(copy, Via::exec);
+  expect_protected(o, copy);
+  EXPECT_NE(o.caught.find("memfd:"), std::string::npos) << o.details;
+  EXPECT_EQ(o.result, "write-failed EPERM") << o.details;
+}
+
+// The init waiting for `start` and an exec'd process run from the protected view: even host root
+// cannot open the binary behind their /proc/PID/exe for writing. The re-exec marker reaches
+// neither the container's environment nor an exec'd process's.
+TEST_F(Escape, ContainerProcessesRunFromTheProtectedViewAndKeepNoMarker) {
+  std::string id = create_container({"sh", "-c", "env; sleep 60"});
+  auto st = state(id);
+  ASSERT_TRUE(st);
+  const std::string exe = "/proc/" + std::to_string((*st)["pid"].get<int>()) + "/exe";
+  if (testing_barge()) {
+    std::error_code ec;
+    EXPECT_NE(fs::read_symlink(exe, ec), fs::path(runtime_binary())) << ec.message();
+    UniqueFd writable(::open(exe.c_str(), O_WRONLY | O_CLOEXEC));
+    EXPECT_FALSE(writable.valid());
+    EXPECT_EQ(errno, EROFS) << strerror(errno);
+  }
+  ProcResult exec = runtime({"exec", id, "env"});
+  ASSERT_EQ(exec.status, 0) << exec.describe();
+  EXPECT_EQ(exec.out.find("_BARGE"), std::string::npos) << exec.out;
+  std::string run_id;
+  ProcResult run = run_container({"env"}, {}, &run_id);
+  ASSERT_EQ(run.status, 0) << run.describe();
+  EXPECT_EQ(run.out.find("_BARGE"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("PATH="), std::string::npos) << run.out;
+}
+
+}  // namespace
+}  // namespace barge::test
