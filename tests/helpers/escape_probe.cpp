@@ -10,8 +10,9 @@
 //       REPORT_DIR/result: "wrote", "open-failed ERRNAME" or "write-failed ERRNAME".
 //   escape_probe inspect-others
 //       For every other process of this pid namespace except its own parent: its name, and
-//       whether its /proc/PID/exe, /proc/PID/mem and /proc/PID/fd can be opened and whether it
-//       can be ptrace-attached. One line each: "PID NAME exe=.. mem=.. fd=.. ptrace=..".
+//       whether its /proc/PID/exe, /proc/PID/mem and the files behind /proc/PID/fd/N can be
+//       opened and whether it can be ptrace-attached. One line each: "PID NAME exe=.. mem=.. fd=..
+//       ptrace=..".
 //   escape_probe syscall NAME
 //       Calls a privileged syscall with harmless arguments and prints "NAME ok" or
 //       "NAME ERRNAME": kexec_load, init_module, mount, keyctl-session (prints the serial of the
@@ -128,6 +129,20 @@ std::string can_open(const std::string& path, int flags) {
   return "ok";
 }
 
+// Opens every entry of /proc/PID/fd (the numbers may be listable; what they point to must not be).
+std::string can_open_fds(const std::string& fd_dir) {
+  DIR* dir = ::opendir(fd_dir.c_str());
+  if (!dir) return errno_name(errno);
+  std::string result = "none";
+  while (dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    result = can_open(fd_dir + "/" + entry->d_name, O_PATH);
+    if (result == "ok") break;
+  }
+  ::closedir(dir);
+  return result;
+}
+
 std::string can_ptrace(int pid) {
   if (::ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0) return errno_name(errno);
   ::ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
@@ -141,7 +156,7 @@ int inspect_others() {
     std::string base = "/proc/" + std::to_string(pid);
     std::printf("%d %s exe=%s mem=%s fd=%s ptrace=%s\n", pid, process_name(pid).c_str(),
                 can_open(base + "/exe", O_PATH).c_str(), can_open(base + "/mem", O_RDONLY).c_str(),
-                can_open(base + "/fd", O_RDONLY | O_DIRECTORY).c_str(), can_ptrace(pid).c_str());
+                can_open_fds(base + "/fd").c_str(), can_ptrace(pid).c_str());
   }
   return 0;
 }

@@ -10,6 +10,7 @@
 // script in the pid namespace of a container running `escape_probe overwrite-runtime`, and the
 // copy's first bytes become the probe's payload.
 #include <fcntl.h>
+#include <linux/keyctl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -20,6 +21,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "common/fd.hpp"
@@ -136,10 +138,13 @@ class Escape : public RuntimeTest {
   // plus the shared libraries of the runtime binary: a dynamically linked runtime started inside
   // the container finds its loader and libraries in the container's root (a real attacker
   // ships them in the image, possibly doctored).
-  static void arm_rootfs(const Bundle& bundle, const std::string& runtime_copy) {
+  static void install_probe(const Bundle& bundle) {
 #ifdef BARGE_ESCAPE_PROBE
     copy_executable(BARGE_ESCAPE_PROBE, bundle.rootfs() + "/escape_probe");
 #endif
+  }
+  static void arm_rootfs(const Bundle& bundle, const std::string& runtime_copy) {
+    install_probe(bundle);
     std::ofstream(bundle.rootfs() + "/evil") << "#!/proc/self/exe\n";
     fs::permissions(bundle.rootfs() + "/evil", fs::perms(0755));
     ProcResult ldd = run_process({"ldd", runtime_copy});
@@ -339,6 +344,174 @@ TEST_F(Escape, ContainerProcessesRunFromTheProtectedViewAndKeepNoMarker) {
   ASSERT_EQ(run.status, 0) << run.describe();
   EXPECT_EQ(run.out.find("_BARGE"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("PATH="), std::string::npos) << run.out;
+}
+
+// ---- the runtime's own processes -------------------------------------------------------------
+
+ConfigEdit join_pid_namespace_of(int pid) {
+  return [pid](Json& c) {
+    for (auto& ns : c["linux"]["namespaces"])
+      if (ns["type"] == "pid") ns["path"] = "/proc/" + std::to_string(pid) + "/ns/pid";
+  };
+}
+
+struct Inspected {
+  std::string name, exe, mem, fd, ptrace;
+};
+
+// escape_probe inspect-others output, by pid.
+std::map<int, Inspected> parse_inspection(const std::string& out) {
+  std::map<int, Inspected> by_pid;
+  for (const auto& line : split_lines(out)) {
+    auto words = split_words(line);
+    if (words.size() != 6) continue;
+    auto value = [&](size_t i) { return words[i].substr(words[i].find('=') + 1); };
+    by_pid[std::stoi(words[0])] = {words[1], value(2), value(3), value(4), value(5)};
+  }
+  return by_pid;
+}
+
+// A created container's init is a runtime process (barge's image, before its execve) sitting in
+// the container's pid namespace until `start`. A second container sharing that pid namespace
+// tries to trace it and to open its exe, mem and fd directory: all refused, because the init is
+// not dumpable. Its capabilities are already the configured ones by then, so nothing else stands
+// in the way: the same probes reach the attacker's own pid 1 (the control).
+TEST_F(Escape, ARuntimeProcessInThePidNamespaceCannotBeTracedOrOpened) {
+  std::string attacker = new_id();
+  Bundle a = make_bundle(attacker, {"sleep", "600"});
+  install_probe(a);
+  ASSERT_EQ(runtime({"create", "--bundle", a.dir, attacker}).status, 0);
+  ASSERT_EQ(runtime({"start", attacker}).status, 0);
+  auto st = state(attacker);
+  ASSERT_TRUE(st);
+  std::string waiting = new_id();
+  Bundle w = make_bundle(waiting, {"true"}, join_pid_namespace_of((*st)["pid"].get<int>()));
+  ProcResult created = runtime({"create", "--bundle", w.dir, waiting});
+  ASSERT_EQ(created.status, 0) << created.describe();
+
+  ProcResult r = runtime({"exec", attacker, "/escape_probe", "inspect-others"});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  auto seen = parse_inspection(r.out);
+  ASSERT_EQ(seen.size(), 2u) << r.out;
+  ASSERT_TRUE(seen.count(1)) << r.out;
+  for (const auto& probe : {seen[1].exe, seen[1].mem, seen[1].fd, seen[1].ptrace})
+    EXPECT_EQ(probe, "ok") << r.out;
+  for (const auto& [pid, probe] : seen) {
+    if (pid == 1) continue;
+    EXPECT_NE(probe.name, "sleep") << r.out;
+    EXPECT_NE(probe.exe, "ok") << r.out;
+    EXPECT_NE(probe.mem, "ok") << r.out;
+    EXPECT_NE(probe.fd, "ok") << r.out;
+    EXPECT_EQ(probe.ptrace, "EPERM") << r.out;
+  }
+}
+
+// ---- what the default spec (`barge spec`) denies ---------------------------------------------
+
+bool contains(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+class DefaultSpecEscape : public Escape {
+ protected:
+  // A bundle whose config is what `barge spec` writes (also when the runtime under test is
+  // another one), with our args, no terminal and the test's cgroup path.
+  ConfigEdit barge_spec(const ConfigEdit& extra = {}) {
+    const std::string dir = test_dir() + "/spec-" + std::to_string(++specs_);
+    fs::create_directories(dir);
+    ProcResult spec = run_process({BARGE_BINARY, "spec", "--bundle", dir});
+    EXPECT_EQ(spec.status, 0) << spec.describe();
+    Json base = Json::parse(slurp(dir + "/config.json"));
+    return [base, extra](Json& config) {
+      Json out = base;
+      out["process"]["args"] = config["process"]["args"];
+      out["process"]["terminal"] = false;
+      out["linux"]["cgroupsPath"] = config["linux"]["cgroupsPath"];
+      config = out;
+      if (extra) extra(config);
+    };
+  }
+  ProcResult run_probe(const std::vector<std::string>& args, const ConfigEdit& edit,
+                       const std::vector<std::string>& flags = {}) {
+    std::string id = new_id();
+    Bundle b = make_bundle(id, args, edit);
+    install_probe(b);
+    std::vector<std::string> argv{"run"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.insert(argv.end(), {"--bundle", b.dir, id});
+    return runtime(argv);
+  }
+
+ private:
+  int specs_ = 0;
+};
+
+std::string host_hostname() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+const std::string kPrivilegedScript =
+    "/escape_probe syscall kexec_load; /escape_probe syscall init_module;"
+    "/escape_probe syscall mount; /escape_probe syscall keyctl-session;"
+    "mount -t tmpfs none /tmp 2>/dev/null && echo busybox-mount=ok || echo busybox-mount=denied;"
+    "try() { (echo \"$2\" > \"$1\") 2>/dev/null && echo \"$1=written\" || echo \"$1=denied\"; };"
+    "try /proc/sys/kernel/core_pattern '|/escape_probe'; try /proc/sysrq-trigger h;"
+    "try /proc/sys/kernel/hostname pwned; try /proc/self/attr/current unconfined;"
+    "try /proc/self/attr/exec unconfined; hostname pwned 2>/dev/null; echo hostname=$(hostname)";
+
+// /proc/self/attr: this host runs no LSM, so the kernel refuses every label whatever the spec
+// says; those two lines only prove something on a host with AppArmor or SELinux.
+TEST_F(DefaultSpecEscape, PrivilegedSyscallsAndProcWritesAreDenied) {
+  const std::string core_pattern = slurp("/proc/sys/kernel/core_pattern");
+  const std::string hostname = host_hostname();
+  ProcResult r = run_probe({"sh", "-c", kPrivilegedScript}, barge_spec());
+  ASSERT_EQ(r.status, 0) << r.describe();
+  for (const char* expected :
+       {"kexec_load EPERM\n", "init_module EPERM\n", "mount EPERM\n", "keyctl-session EPERM\n",
+        "busybox-mount=denied\n", "/proc/sys/kernel/core_pattern=denied\n",
+        "/proc/sysrq-trigger=denied\n", "/proc/sys/kernel/hostname=denied\n",
+        "/proc/self/attr/current=denied\n", "/proc/self/attr/exec=denied\n", "hostname=barge\n"})
+    EXPECT_TRUE(contains(r.out, expected)) << expected << "\n" << r.describe();
+  EXPECT_EQ(slurp("/proc/sys/kernel/core_pattern"), core_pattern);
+  EXPECT_EQ(host_hostname(), hostname);
+  // Control: without the seccomp filter and with the capabilities, the same probes get through
+  // to the kernel (kexec_load and init_module then fail for their arguments, or ENOSYS when the
+  // kernel lacks them, never EPERM), so the EPERMs above come from the spec. The read-only
+  // /proc/sys stays: the host's core_pattern is not namespaced.
+  ProcResult control =
+      run_probe({"sh", "-c", kPrivilegedScript}, barge_spec([](Json& c) {
+                  c["linux"].erase("seccomp");
+                  for (const char* set : {"bounding", "effective", "permitted"})
+                    for (const char* cap : {"CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_MODULE"})
+                      c["process"]["capabilities"][set].push_back(cap);
+                }));
+  ASSERT_EQ(control.status, 0) << control.describe();
+  for (const char* expected : {"kexec_load EPERM", "init_module EPERM", "mount EPERM"})
+    EXPECT_FALSE(contains(control.out, expected)) << expected << "\n" << control.describe();
+  EXPECT_TRUE(contains(control.out, "busybox-mount=ok")) << control.describe();
+  EXPECT_TRUE(contains(control.out, "/proc/sys/kernel/core_pattern=denied")) << control.describe();
+  EXPECT_EQ(slurp("/proc/sys/kernel/core_pattern"), core_pattern);
+  EXPECT_EQ(host_hostname(), hostname);
+}
+
+// The container joins a new session keyring (not the host's), unless --no-new-keyring.
+TEST_F(DefaultSpecEscape, SessionKeyringIsTheContainersOwnUnlessNoNewKeyring) {
+  long host = ::syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0);
+  ASSERT_GT(host, 0) << strerror(errno);
+  const std::string shared_line = "keyctl-session " + std::to_string(host) + "\n";
+  // keyctl itself is denied by the default profile: the filter goes for this probe.
+  auto no_filter = barge_spec([](Json& c) { c["linux"].erase("seccomp"); });
+  ProcResult own = run_probe({"/escape_probe", "syscall", "keyctl-session"}, no_filter);
+  ASSERT_EQ(own.status, 0) << own.describe();
+  EXPECT_TRUE(contains(own.out, "keyctl-session ")) << own.describe();
+  EXPECT_FALSE(contains(own.out, shared_line)) << "host keyring " << host << "\n" << own.describe();
+  ProcResult shared =
+      run_probe({"/escape_probe", "syscall", "keyctl-session"}, no_filter, {"--no-new-keyring"});
+  ASSERT_EQ(shared.status, 0) << shared.describe();
+  EXPECT_TRUE(contains(shared.out, shared_line)) << "host keyring " << host << "\n"
+                                                 << shared.describe();
 }
 
 }  // namespace
