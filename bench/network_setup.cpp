@@ -1,8 +1,9 @@
 // Container network setup + teardown with one published port, barge's library against the CNI
 // `bridge` + `portmap` plugins (containernetworking-plugins, /usr/lib/cni), each driven with the
 // same kind of network namespace (a fresh one per iteration, held by a child process); then
-// throughput through the published port for both (a client on the host connects to the bridge's
-// gateway address and host port; DNAT in OUTPUT takes it to a server inside the namespace).
+// throughput through the published port for both, each way (a client on the host connects to the
+// bridge's gateway address and host port; DNAT in OUTPUT takes it to a server inside the
+// namespace, which either drains what the client sends or sends to the client).
 // Built on demand by bench/network (target bench_network_setup).
 //
 //   bench_network_setup [-n N] [--mib M] [--rounds R]
@@ -169,10 +170,30 @@ struct Cni {
   }
 };
 
-// A TCP server inside the namespace that reads and discards until EOF, then reports the bytes.
-class Sink {
+// Which way the bytes go through the published port.
+enum class Direction { to_container, from_container };
+
+void write_all(int fd, long long total) {
+  static char buffer[1 << 18];
+  for (long long sent = 0; sent < total;) {
+    ssize_t n = ::send(fd, buffer, std::min<long long>(sizeof buffer, total - sent), MSG_NOSIGNAL);
+    if (n <= 0) barge::throw_errno("send");
+    sent += n;
+  }
+}
+
+long long read_all(int fd) {
+  static char buffer[1 << 18];
+  long long total = 0;
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) total += n;
+  return total;
+}
+
+// A TCP server inside the namespace for one connection: it reads and discards until EOF
+// (to_container) or sends `bytes` and closes (from_container), then reports the bytes it moved.
+class Server {
  public:
-  explicit Sink(const Namespace& ns) {
+  Server(const Namespace& ns, Direction direction, long long bytes) {
     int report[2];
     if (::pipe(report) != 0) barge::throw_errno("pipe");
     pid_ = ::fork();
@@ -192,9 +213,13 @@ class Sink {
       char ok = 'y';
       ssize_t ignored = ::write(report[1], &ok, 1);
       int conn = ::accept(listener, nullptr, nullptr);
-      static char buffer[1 << 18];
-      long long total = 0;
-      for (ssize_t n; (n = ::read(conn, buffer, sizeof buffer)) > 0;) total += n;
+      long long total = bytes;
+      if (direction == Direction::to_container) {
+        total = read_all(conn);
+      } else {
+        write_all(conn, bytes);
+      }
+      ::close(conn);
       ignored = ::write(report[1], &total, sizeof total);
       (void)ignored;
       ::_exit(0);
@@ -202,14 +227,16 @@ class Sink {
     ::close(report[1]);
     report_ = report[0];
     char ok = 0;
-    if (::read(report_, &ok, 1) != 1) barge::throw_error("sink did not start");
+    if (::read(report_, &ok, 1) != 1) barge::throw_error("server did not start");
   }
-  ~Sink() {
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server() {
     ::close(report_);
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
-  long long received() {
+  long long moved() {
     long long total = 0;
     if (::read(report_, &total, sizeof total) != sizeof total) return -1;
     return total;
@@ -220,27 +247,30 @@ class Sink {
   int report_ = -1;
 };
 
-// MB/s for mib MiB sent to address:port (through DNAT) into sink.
-double throughput(const std::string& address, uint16_t port, int mib, Sink& sink) {
+// MB/s for mib MiB between a client on the host and a server in ns, through address:port (DNAT).
+double throughput(const Namespace& ns, const std::string& address, uint16_t port, int mib,
+                  Direction direction) {
+  long long total = static_cast<long long>(mib) << 20;
+  Server server(ns, direction, total);
   barge::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(port);
   ::inet_pton(AF_INET, address.c_str(), &sa.sin_addr);
+  auto start = Clock::now();
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
     barge::throw_errno("connect " + address + ":" + std::to_string(port));
-  static char buffer[1 << 18];
-  long long total = static_cast<long long>(mib) << 20;
-  auto start = Clock::now();
-  for (long long sent = 0; sent < total;) {
-    ssize_t n = ::send(fd.get(), buffer, std::min<long long>(sizeof buffer, total - sent), 0);
-    if (n <= 0) barge::throw_errno("send");
-    sent += n;
+  long long got = 0;
+  if (direction == Direction::to_container) {
+    write_all(fd.get(), total);
+    ::shutdown(fd.get(), SHUT_WR);
+    got = server.moved();
+  } else {
+    got = read_all(fd.get());
   }
-  ::shutdown(fd.get(), SHUT_WR);
-  long long got = sink.received();
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (got != total) barge::throw_error("sink received " + std::to_string(got) + " bytes");
+  if (got != total)
+    barge::throw_error("moved " + std::to_string(got) + " bytes, not " + std::to_string(total));
   return static_cast<double>(mib) / seconds;
 }
 
@@ -325,36 +355,40 @@ int main(int argc, char** argv) {
                 median(cni_setup), median(cni_teardown), c);
     std::printf("  CNI / barge: %.1fx\n", c / b);
 
-    std::vector<double> barge_rate, cni_rate;
+    // Throughput: for each round and direction, a fresh endpoint of each, alternating.
+    std::vector<double> rates[2][2];  // [barge, CNI][to, from the container]
     for (int r = 0; r < rounds; ++r) {
-      {
-        Namespace ns;
-        auto setup = net::Setup::begin(barge, work.string(), "tput",
-                                       {{net::Protocol::tcp, net::Ipv4{}, 29998, kServerPort}});
-        setup.attach(ns.pid());
-        setup.commit();
-        std::string gateway = net::to_string(setup.attachment().gateway);
+      for (Direction direction : {Direction::to_container, Direction::from_container}) {
+        int d = direction == Direction::to_container ? 0 : 1;
         {
-          Sink sink(ns);
-          barge_rate.push_back(throughput(gateway, 29998, mib, sink));
+          Namespace ns;
+          auto setup = net::Setup::begin(barge, work.string(), "tput",
+                                         {{net::Protocol::tcp, net::Ipv4{}, 29998, kServerPort}});
+          setup.attach(ns.pid());
+          setup.commit();
+          std::string gateway = net::to_string(setup.attachment().gateway);
+          rates[0][d].push_back(throughput(ns, gateway, 29998, mib, direction));
+          net::release(barge, work.string(), "tput");
         }
-        net::release(barge, work.string(), "tput");
-      }
-      {
-        Namespace ns;
-        std::string id = "tput-" + tag;
-        Json result = cni_net.add(ns, id, 29999);
         {
-          Sink sink(ns);
-          cni_rate.push_back(throughput(cni_net.gateway, 29999, mib, sink));
+          Namespace ns;
+          std::string id = "tput-" + tag;
+          Json result = cni_net.add(ns, id, 29999);
+          rates[1][d].push_back(throughput(ns, cni_net.gateway, 29999, mib, direction));
+          cni_net.del(ns, id, 29999, result);
         }
-        cni_net.del(ns, id, 29999, result);
       }
     }
-    std::printf("throughput through the published port, %d MiB, median of %d (MB/s)\n", mib,
-                rounds);
-    std::printf("  %-22s %8.0f\n  %-22s %8.0f\n  barge / CNI: %.2f\n", "barge", median(barge_rate),
-                "CNI bridge+portmap", median(cni_rate), median(barge_rate) / median(cni_rate));
+    std::printf(
+        "throughput through the published port (host -> gateway:HOST_PORT -> DNAT), %d MiB, "
+        "median of %d (MB/s)\n",
+        mib, rounds);
+    std::printf("  %-22s %12s %16s\n", "", "to container", "from container");
+    std::printf("  %-22s %12.0f %16.0f\n", "barge", median(rates[0][0]), median(rates[0][1]));
+    std::printf("  %-22s %12.0f %16.0f\n", "CNI bridge+portmap", median(rates[1][0]),
+                median(rates[1][1]));
+    std::printf("  %-22s %12.2f %16.2f\n", "barge / CNI", median(rates[0][0]) / median(rates[1][0]),
+                median(rates[0][1]) / median(rates[1][1]));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_network_setup: %s\n", e.what());
     code = 1;

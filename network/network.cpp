@@ -116,10 +116,9 @@ Subnet choose_subnet(const Config& config, Netlink& netlink) {
       throw_error("subnet " + config.subnet + " overlaps " + what);
     return subnet;
   }
-  for (const char* candidate : kSubnetCandidates) {
-    Subnet subnet = parse_subnet(candidate, "subnet");
-    if (collision(subnet).empty()) return subnet;
-  }
+  std::vector<Subnet> taken_only;
+  for (const auto& [subnet, what] : taken) taken_only.push_back(subnet);
+  if (auto subnet = default_subnet(taken_only)) return *subnet;
   throw_error("no free subnet for bridge " + config.bridge +
               ": every candidate overlaps a host "
               "route; choose one with BARGE_NETWORK_SUBNET or --subnet");
@@ -324,6 +323,16 @@ uint16_t port_from(const std::string& text, const char* what) {
 }
 
 }  // namespace
+
+std::optional<Subnet> default_subnet(const std::vector<Subnet>& taken) {
+  for (const char* candidate : kSubnetCandidates) {
+    Subnet subnet = parse_subnet(candidate, "subnet");
+    if (std::none_of(taken.begin(), taken.end(),
+                     [&](const Subnet& t) { return t.overlaps(subnet); }))
+      return subnet;
+  }
+  return std::nullopt;
+}
 
 Config Config::from_environment() {
   Config config;

@@ -56,6 +56,10 @@ struct Config {
   std::string dir() const { return state_dir + "/" + bridge; }
 };
 
+// The first of barge's default subnets (private ranges Docker and podman do not take by default)
+// that overlaps none of taken (the host's routes and nameservers); nullopt when all do.
+std::optional<Subnet> default_subnet(const std::vector<Subnet>& taken);
+
 // "bridge", "none", "host" or "container:ID".
 struct Mode {
   enum Kind { bridge, none, host, container } kind = bridge;

@@ -201,10 +201,14 @@ TEST_F(NetworkBridgeTest, NetworkContainerSharesAnotherContainersNamespace) {
 
 TEST_F(NetworkBridgeTest, EtcFilesNameTheContainer) {
   ProcResult r = container({"run", "--rm", "--name", "named", "--cgroup-parent", "/barge-test",
-                            "bb:1", "hostname; cat /etc/hostname /etc/hosts /etc/resolv.conf"});
+                            "-e", "GREETING=hi there", "bb:1",
+                            "echo \"$GREETING\"; hostname; cat /etc/hostname /etc/hosts "
+                            "/etc/resolv.conf"});
   ASSERT_EQ(r.status, 0) << r.describe();
   auto lines = split_lines(r.out);
-  ASSERT_GE(lines.size(), 2u);
+  ASSERT_GE(lines.size(), 3u);
+  EXPECT_EQ(lines[0], "hi there");  // -e K=V
+  lines.erase(lines.begin());
   EXPECT_EQ(lines[0], "named");
   EXPECT_EQ(lines[1], "named");
   EXPECT_NE(r.out.find("\tnamed\n"), std::string::npos) << r.out;

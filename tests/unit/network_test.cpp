@@ -272,6 +272,21 @@ TEST(NetworkEtcFiles, AStubOnlyResolvConfFallsBackToTheUpstreamList) {
   ::rmdir(dir.c_str());
 }
 
+TEST(NetworkConfig, TheDefaultSubnetAvoidsHostRoutesAndNameservers) {
+  auto subnets = [](std::initializer_list<const char*> list) {
+    std::vector<Subnet> out;
+    for (const char* s : list) out.push_back(parse_subnet(s, "subnet"));
+    return out;
+  };
+  EXPECT_EQ(to_string(default_subnet({}).value()), "172.28.0.0/16");
+  EXPECT_EQ(to_string(default_subnet(subnets({"172.28.3.0/24", "172.29.0.0/16"})).value()),
+            "172.30.0.0/16");
+  // A /12 route covers 172.28-31; a nameserver (a /32) rules out the subnet it is in.
+  EXPECT_EQ(to_string(default_subnet(subnets({"172.16.0.0/12", "10.213.0.53/32"})).value()),
+            "10.214.0.0/16");
+  EXPECT_FALSE(default_subnet(subnets({"172.16.0.0/12", "10.0.0.0/8", "192.168.0.0/16"})));
+}
+
 TEST(NetworkConfig, ValidationNamesTheSetting) {
   Config config;
   config.bridge = "a-name-that-is-too-long";
