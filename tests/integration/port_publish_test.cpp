@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "common/fd.hpp"
 #include "runtime/foreground.hpp"
@@ -83,6 +84,29 @@ TEST_F(PortPublishTest, ReachableFromAnOutsideNamespaceThroughItsOwnVeth) {
   std::string address = inspect(id)["address"];
   ProcResult direct = in_netns(outside, "timeout 3 busybox wget -qO- http://" + address + "/");
   EXPECT_NE(direct.status, 0) << direct.describe();
+}
+
+TEST_F(PortPublishTest, OutboundToAnotherNetworkIsMasqueraded) {
+  // A server in the "outside" namespace tells each client the address it came from: a container
+  // reaches it through the host (forwarded out of the bridge) with the host's address on that
+  // link as its source (MASQUERADE), so the answer finds its way back.
+  std::string id = run_detached({"bb:1", "sleep 60"});
+  ASSERT_FALSE(id.empty());
+  std::string outside = make_outside_namespace();
+  std::string base = "10.215." + std::to_string(third_octet_) + ".";
+  std::string www = dir_ + "/outside-www";
+  std::filesystem::create_directories(www + "/cgi-bin");
+  {
+    std::ofstream script(www + "/cgi-bin/from");
+    script
+        << "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"from $REMOTE_ADDR\"\n";
+  }
+  std::filesystem::permissions(www + "/cgi-bin/from", std::filesystem::perms::owner_all);
+  Background server(
+      {"nsenter", "--net=" + outside, "busybox", "httpd", "-f", "-p", base + "2:18098", "-h", www});
+  ProcResult got = container(
+      {"exec", id, "sh", "-c", http_get_command("http://" + base + "2:18098/cgi-bin/from")});
+  EXPECT_EQ(trim(got.out), "from " + outside_host_address_) << got.describe();
 }
 
 TEST_F(PortPublishTest, HairpinAndNeighboursReachThePublishedPort) {
