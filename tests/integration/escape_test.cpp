@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -512,6 +513,282 @@ TEST_F(DefaultSpecEscape, SessionKeyringIsTheContainersOwnUnlessNoNewKeyring) {
   ASSERT_EQ(shared.status, 0) << shared.describe();
   EXPECT_TRUE(contains(shared.out, shared_line)) << "host keyring " << host << "\n"
                                                  << shared.describe();
+}
+
+// ---- CVE-2024-21626: leaked fds ---------------------------------------------------------------
+
+// Prints "inside:PATH" when the working directory is the directory PATH names inside the
+// container's root, "OUTSIDE:PATH" when it is reachable only through the fd (a host directory).
+const std::string kWhereAmI =
+    "p=$(readlink /proc/self/cwd); a=$(stat -c %d:%i .); b=$(stat -c %d:%i \"$p\" 2>/dev/null);"
+    "[ \"$a\" = \"$b\" ] && echo \"inside:$p\" || echo \"OUTSIDE:$p\"";
+
+void expect_not_outside(const ProcResult& r, const std::string& what) {
+  if (r.status != 0) return;  // refused: fine
+  EXPECT_EQ(r.out.rfind("inside:", 0), 0u) << what << "\n" << r.describe();
+}
+
+// process.cwd = /proc/self/fd/N for every fd a runtime might hold open: the container either
+// fails to start or works in a directory of its own root, never in a host directory.
+TEST_F(Escape, LeakedFdAsTheInitsWorkingDirectoryNeverReachesTheHost) {
+  for (int fd = 3; fd <= 20; ++fd) {
+    const std::string cwd = "/proc/self/fd/" + std::to_string(fd);
+    ProcResult r =
+        run_container({"sh", "-c", kWhereAmI}, [&](Json& c) { c["process"]["cwd"] = cwd; });
+    expect_not_outside(r, "process.cwd " + cwd);
+  }
+  // Control: the probe tells the container's own directories apart.
+  ProcResult control =
+      run_container({"sh", "-c", kWhereAmI}, [](Json& c) { c["process"]["cwd"] = "/etc"; });
+  ASSERT_EQ(control.status, 0) << control.describe();
+  EXPECT_EQ(control.out, "inside:/etc\n");
+}
+
+TEST_F(Escape, LeakedFdAsAnExecsWorkingDirectoryNeverReachesTheHost) {
+  std::string id = create_container({"sleep", "600"});
+  ASSERT_EQ(runtime({"start", id}).status, 0);
+  for (int fd = 3; fd <= 20; ++fd) {
+    const std::string cwd = "/proc/self/fd/" + std::to_string(fd);
+    ProcResult r = runtime({"exec", "--cwd", cwd, id, "sh", "-c", kWhereAmI});
+    expect_not_outside(r, "exec --cwd " + cwd);
+  }
+  ProcResult control = runtime({"exec", "--cwd", "/etc", id, "sh", "-c", kWhereAmI});
+  ASSERT_EQ(control.status, 0) << control.describe();
+  EXPECT_EQ(control.out, "inside:/etc\n");
+}
+
+// Every fd above 2 in the container's processes is one the caller asked to pass: the init of a
+// created-then-started container (Isolation.NoFdLeaks covers `run`) and an exec'd process with
+// --preserve-fds. Two fds reach the runtime each time; one is preserved for exec, none for init.
+TEST_F(Escape, OnlyPreservedFdsReachTheInitAndExecdProcesses) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  UniqueFd pipe_r(pipe_fds[0]), pipe_w(pipe_fds[1]);
+  UniqueFd dir(::open(test_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const std::vector<int> extra{dir.get(), pipe_r.get()};
+  const std::string init_out = test_dir() + "/init.out";
+  std::string id = create_container({"sh", "-c", "ls /proc/self/fd | tr '\\n' ' '; sleep 600"}, {},
+                                    {.stdout_file = init_out, .extra_fds = extra});
+  ASSERT_EQ(runtime({"start", id}, {.extra_fds = extra}).status, 0);
+  // 0 1 2 and the fd ls itself opens on /proc/self/fd.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (slurp(init_out).empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(trim(slurp(init_out)), "0 1 2 3");
+  ProcResult exec = runtime({"exec", "--preserve-fds", "1", id, "sh", "-c",
+                             "ls /proc/self/fd | tr '\\n' ' '; echo; readlink /proc/self/fd/3"},
+                            {.extra_fds = extra});
+  ASSERT_EQ(exec.status, 0) << exec.describe();
+  auto lines = split_lines(exec.out);
+  ASSERT_EQ(lines.size(), 2u) << exec.describe();
+  EXPECT_EQ(trim(lines[0]), "0 1 2 3 4") << exec.describe();
+  // fd 3 is the directory the caller passed on purpose (the only way a host directory gets in).
+  EXPECT_EQ(lines[1], test_dir()) << exec.describe();
+}
+
+// ---- hostile rootfs: symlinks where masked/readonly paths and mount targets go ----------------
+
+// A host directory that a mount through a symlink would land on. It is a shared tmpfs mount and
+// the containers use rootfsPropagation rshared, so a mount that lands on it inside a container's
+// mount namespace propagates back and shows in the host's mountinfo (with the host's private
+// root, it would otherwise stay invisible to the host). Also checked: its contents, that it is
+// still writable, and the host's root mount options.
+class HostTarget {
+ public:
+  explicit HostTarget(const std::string& path) : dir(path) {
+    fs::create_directories(dir);
+    mounted_ = ::mount("barge-escape-target", dir.c_str(), "tmpfs", 0, "size=64k") == 0 &&
+               ::mount(nullptr, dir.c_str(), nullptr, MS_SHARED, nullptr) == 0;
+    std::ofstream(dir + "/canary") << "host data\n";
+    root_options_ = root_mount_options();
+  }
+  ~HostTarget() {
+    while (::umount2(dir.c_str(), MNT_DETACH) == 0) {
+    }
+  }
+  HostTarget(const HostTarget&) = delete;
+  HostTarget& operator=(const HostTarget&) = delete;
+
+  bool ok() const { return mounted_; }
+  static void share_mounts_with_host(Json& config) {
+    config["linux"]["rootfsPropagation"] = "rshared";
+  }
+  void expect_intact(const std::string& context) const {
+    EXPECT_EQ(mounts_mentioning(dir).size(), 1u) << "a mount landed on the host directory\n"
+                                                 << context;
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename());
+    EXPECT_EQ(names, std::vector<std::string>{"canary"}) << context;
+    EXPECT_EQ(slurp(dir + "/canary"), "host data\n") << context;
+    std::ofstream probe(dir + "/writable");
+    EXPECT_TRUE(probe.good()) << "host directory made read-only? " << context;
+    probe.close();
+    fs::remove(dir + "/writable");
+    EXPECT_EQ(root_mount_options(), root_options_) << context;
+  }
+
+  const std::string dir;
+
+ private:
+  static std::string root_mount_options() {
+    for (const auto& line : split_lines(slurp("/proc/self/mountinfo"))) {
+      auto w = split_words(line);
+      if (w.size() > 5 && w[4] == "/") return w[5];
+    }
+    return "?";
+  }
+  bool mounted_ = false;
+  std::string root_options_;
+};
+
+// rootfs entries that are symlinks out of the container: absolute to the host directory,
+// relative with enough .. to climb out of the rootfs, and to /.
+void plant_escaping_links(const Bundle& b, const std::string& prefix, const std::string& target) {
+  fs::create_symlink(target, b.rootfs() + "/" + prefix + "-abs");
+  fs::create_symlink("../../../../../../../../../../.." + target,
+                     b.rootfs() + "/" + prefix + "-rel");
+  fs::create_symlink("/", b.rootfs() + "/" + prefix + "-root");
+}
+
+// Control for the three tests below: a mount that does land on the host directory (here on
+// purpose, through a bind mount of it and CAP_SYS_ADMIN) is seen by HostTarget.
+TEST_F(Escape, HostTargetSeesAMountThatLandsOnIt) {
+  HostTarget target(test_dir() + "/host-target");
+  ASSERT_TRUE(target.ok()) << strerror(errno);
+  ProcResult r = run_container({"mount", "-t", "tmpfs", "landed", "/shared"}, [&](Json& c) {
+    HostTarget::share_mounts_with_host(c);
+    c["mounts"].push_back({{"destination", "/shared"},
+                           {"type", "bind"},
+                           {"source", target.dir},
+                           {"options", {"rbind", "rw"}}});
+    for (const char* set : {"bounding", "effective", "permitted"})
+      c["process"]["capabilities"][set].push_back("CAP_SYS_ADMIN");
+  });
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(mounts_mentioning(target.dir).size(), 2u) << r.describe();
+  EXPECT_FALSE(path_exists(target.dir + "/canary"));
+}
+
+TEST_F(Escape, MaskedAndReadonlyPathsThroughSymlinksStayInsideTheContainer) {
+  HostTarget target(test_dir() + "/host-target");
+  ASSERT_TRUE(target.ok()) << strerror(errno);
+  std::string id = new_id();
+  Bundle b = make_bundle(id, {"sh", "-c", "cat /masked-abs/canary /ro-rel/canary 2>&1; echo ran"},
+                         [](Json& c) {
+                           HostTarget::share_mounts_with_host(c);
+                           for (const char* suffix : {"-abs", "-rel", "-root"}) {
+                             c["linux"]["maskedPaths"].push_back(std::string("/masked") + suffix);
+                             c["linux"]["readonlyPaths"].push_back(std::string("/ro") + suffix);
+                           }
+                         });
+  plant_escaping_links(b, "masked", target.dir);
+  plant_escaping_links(b, "ro", target.dir);
+  ProcResult r = runtime({"run", "--bundle", b.dir, id});
+  target.expect_intact(r.describe());
+  // Whether it ran or refused, the container never read the host's file through the links.
+  EXPECT_FALSE(contains(r.out, "host data")) << r.describe();
+}
+
+TEST_F(Escape, BindMountDestinationThroughASymlinkStaysInsideTheContainer) {
+  HostTarget target(test_dir() + "/host-target");
+  ASSERT_TRUE(target.ok()) << strerror(errno);
+  const std::string volume = test_dir() + "/volume";
+  fs::create_directories(volume);
+  std::ofstream(volume + "/from-volume") << "volume\n";
+  for (const char* suffix : {"-abs", "-rel", "-root"}) {
+    std::string id = new_id();
+    Bundle b =
+        make_bundle(id, {"sh", "-c", "ls / /data-abs /data-rel 2>&1; echo ran"}, [&](Json& c) {
+          HostTarget::share_mounts_with_host(c);
+          c["mounts"].push_back({{"destination", std::string("/data") + suffix},
+                                 {"type", "bind"},
+                                 {"source", volume},
+                                 {"options", {"rbind", "ro"}}});
+        });
+    plant_escaping_links(b, "data", target.dir);
+    ProcResult r = runtime({"run", "--bundle", b.dir, id});
+    target.expect_intact(std::string("destination /data") + suffix + "\n" + r.describe());
+    // The volume is not mounted over the container's root either.
+    if (r.status == 0) {
+      EXPECT_FALSE(contains(r.out, "from-volume\nbin")) << r.describe();
+    }
+  }
+}
+
+// A host-side process flips a mount destination between a directory and a symlink to a host
+// directory while containers are created (two containers sharing a volume can do this to each
+// other: CVE-2021-30465). The mount must never land on the host directory.
+TEST_F(Escape, MountDestinationSwappedForASymlinkDuringCreateStaysInside) {
+  HostTarget target(test_dir() + "/host-target");
+  ASSERT_TRUE(target.ok()) << strerror(errno);
+  const std::string volume = test_dir() + "/volume";
+  fs::create_directories(volume);
+  std::ofstream(volume + "/from-volume") << "volume\n";
+  for (int round = 0; round < 10; ++round) {
+    std::string id = new_id();
+    Bundle b = make_bundle(id, {"true"}, [&](Json& c) {
+      HostTarget::share_mounts_with_host(c);
+      c["mounts"].push_back({{"destination", "/data"},
+                             {"type", "bind"},
+                             {"source", volume},
+                             {"options", {"rbind", "ro"}}});
+    });
+    const std::string data = b.rootfs() + "/data", link = b.rootfs() + "/data-link",
+                      dir = b.rootfs() + "/data-dir";
+    fs::create_directories(dir);
+    fs::create_symlink(target.dir, link);
+    std::atomic<bool> stop{false};
+    std::thread swapper([&] {
+      bool as_link = false;
+      while (!stop) {
+        // rename(2) swaps atomically: /data is always either the directory or the symlink.
+        ::rename((as_link ? link : dir).c_str(), data.c_str());
+        ::rename(data.c_str(), (as_link ? link : dir).c_str());
+        as_link = !as_link;
+      }
+    });
+    ProcResult r = runtime({"run", "--bundle", b.dir, id});
+    stop = true;
+    swapper.join();
+    target.expect_intact("round " + std::to_string(round) + "\n" + r.describe());
+  }
+}
+
+// ---- what a container sees of the host --------------------------------------------------------
+
+std::vector<std::string> interface_names(const std::string& proc_net_dev) {
+  std::vector<std::string> names;
+  for (const auto& line : split_lines(proc_net_dev)) {
+    auto colon = line.find(':');
+    if (colon != std::string::npos) names.push_back(trim(line.substr(0, colon)));
+  }
+  return names;
+}
+
+TEST_F(Escape, HostNetworkInterfacesAndProcessesAreInvisible) {
+  auto host = interface_names(slurp("/proc/net/dev"));
+  ASSERT_GT(host.size(), 1u) << "the host has only lo: nothing to hide";
+  const std::string script =
+      "cat /proc/net/dev; echo ---; cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '";
+  ProcResult r = run_container({"sh", "-c", script});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  auto split = r.out.find("---\n");
+  ASSERT_NE(split, std::string::npos) << r.describe();
+  EXPECT_EQ(interface_names(r.out.substr(0, split)), std::vector<std::string>{"lo"}) << r.out;
+  const std::string self = fs::read_symlink("/proc/self/exe").filename();
+  EXPECT_FALSE(contains(r.out.substr(split), self)) << r.out;
+  // Control: without the network and pid namespaces both show up.
+  ProcResult shared = run_container({"sh", "-c", script}, [](Json& c) {
+    auto& ns = c["linux"]["namespaces"];
+    Json kept = Json::array();
+    for (const auto& n : ns)
+      if (n["type"] != "network" && n["type"] != "pid") kept.push_back(n);
+    ns = kept;
+  });
+  ASSERT_EQ(shared.status, 0) << shared.describe();
+  EXPECT_GT(interface_names(shared.out.substr(0, shared.out.find("---\n"))).size(), 1u)
+      << shared.out;
+  EXPECT_TRUE(contains(shared.out, self)) << shared.out;
 }
 
 }  // namespace
