@@ -102,8 +102,8 @@ spec::Resources parse_resources_json(const std::string& text, const std::string&
   Json document;
   try {
     document = Json::parse(text);
-  } catch (const Json::parse_error&) {
-    spec::parse(text, source);  // throws the error with line and column
+  } catch (const Json::exception&) {
+    spec::parse(text, source);  // throws the error as barge::Error, with line and column
     throw;
   }
   if (!document.is_object()) throw_error(source + ": linux.resources: expected an object");

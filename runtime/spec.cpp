@@ -438,6 +438,13 @@ std::pair<size_t, size_t> line_and_column(std::string_view text, size_t offset) 
   return {line, column};
 }
 
+// nlohmann's messages start with "[json.exception.out_of_range.406] "; drop that.
+std::string exception_description(const json::exception& e) {
+  std::string_view what = e.what();
+  size_t bracket = what.find("] ");
+  return std::string(bracket == std::string_view::npos ? what : what.substr(bracket + 2));
+}
+
 // nlohmann's message is "[json.exception.parse_error.101] parse error at line 1, column 2:
 // syntax error while ..."; keep only the description after the location.
 std::string parse_error_description(const json::parse_error& e) {
@@ -466,6 +473,10 @@ Spec parse(const std::string& json_text, const std::string& source) {
     auto [line, column] = line_and_column(json_text, offset);
     throw_error(source + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " +
                 parse_error_description(e));
+  } catch (const json::exception& e) {
+    // A number too large for a double ("1e400") is an out_of_range error, thrown without a
+    // position; without this it escaped as an internal error (found by tests/fuzz).
+    throw_error(source + ": " + exception_description(e));
   }
   return read_spec(Node(document, ""));
 }

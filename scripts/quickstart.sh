@@ -3,15 +3,19 @@
 #
 #   ./scripts/quickstart.sh demo   install packages, build (Release, -Werror), run a busybox container
 #   ./scripts/quickstart.sh test   install packages, build, run every test (ctest: unit + integration),
-#                                  then an ASan/UBSan build running the unit tests (ctest -L unit)
+#                                  then an ASan/UBSan build running the unit tests (ctest -L unit),
+#                                  then the libFuzzer targets for 60 s (clang, tests/fuzz/run.sh)
 #
 # Idempotent: apt is skipped when every package is present; builds are incremental.
-# Environment: BUILD_DIR (default build), ASAN_BUILD_DIR (default build-asan), JOBS (default nproc).
+# Environment: BUILD_DIR (default build), ASAN_BUILD_DIR (default build-asan), FUZZ_BUILD_DIR
+# (default build-fuzz), FUZZ_SECONDS (default 60), JOBS (default nproc).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$repo/build}
 asan_build=${ASAN_BUILD_DIR:-$repo/build-asan}
+fuzz_build=${FUZZ_BUILD_DIR:-$repo/build-fuzz}
+fuzz_seconds=${FUZZ_SECONDS:-60}
 jobs=${JOBS:-$(nproc)}
 
 packages=(
@@ -88,6 +92,8 @@ run_tests() {
   ninja -C "$asan_build" -j "$jobs" unit_tests
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$asan_build" --output-on-failure -L unit -j "$jobs"
+  say "fuzzing: $fuzz_build (clang, libFuzzer + ASan/UBSan), ${fuzz_seconds}s"
+  "$repo/tests/fuzz/run.sh" "$fuzz_build" "$fuzz_seconds"
   say "all tests passed"
 }
 

@@ -308,6 +308,13 @@ TEST(SpecParse, MalformedJsonNamesSource) {
   }
 }
 
+// Found by tests/fuzz: nlohmann throws out_of_range (not parse_error) for numbers beyond a
+// double, which escaped as "internal error".
+TEST(SpecParse, NumberBeyondDoubleIsABargeError) {
+  EXPECT_EQ(parse_error(with_process(R"({"oomScoreAdj": 1e400})")),
+            "config.json: number overflow parsing '1e400'");
+}
+
 TEST(SpecParse, TopLevelMustBeObject) {
   EXPECT_EQ(parse_error("[1]"), "config: expected object, got array");
 }
