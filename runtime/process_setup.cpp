@@ -17,26 +17,33 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/file.hpp"
+#include "common/log.hpp"
 #include "common/syscalls.hpp"
 #include "runtime/lsm.hpp"
 
 namespace barge::runtime {
 namespace {
 
+// Names libcap knows but the running kernel does not (newer than its cap_last_cap) are skipped
+// and collected in *skipped, as runc does; unknown names are an error.
 std::vector<cap_value_t> resolve_set(const std::optional<std::vector<std::string>>& names,
-                                     const std::string& field) {
+                                     const std::string& field, cap_value_t last_cap,
+                                     std::vector<std::string>* skipped) {
   std::vector<cap_value_t> values;
   if (!names) return values;
   for (size_t i = 0; i < names->size(); ++i) {
-    std::string lower = (*names)[i];
+    const std::string& name = (*names)[i];
+    std::string lower = name;
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char c) { return std::tolower(c); });
     cap_value_t value{};
     if (cap_from_name(lower.c_str(), &value) != 0)
-      throw Error(field + "[" + std::to_string(i) + "]: unknown capability \"" + (*names)[i] +
-                  "\"");
-    // A capability newer than this kernel: runc warns and skips it.
-    if (!CAP_IS_SUPPORTED(value)) continue;
+      throw Error(field + "[" + std::to_string(i) + "]: unknown capability \"" + name + "\"");
+    if (value > last_cap) {
+      if (std::find(skipped->begin(), skipped->end(), name) == skipped->end())
+        skipped->push_back(name);
+      continue;
+    }
     values.push_back(value);
   }
   return values;
@@ -48,8 +55,14 @@ struct CapFree {
 using CapHandle = std::unique_ptr<std::remove_pointer_t<cap_t>, CapFree>;
 
 void drop_bounding_set(const std::vector<cap_value_t>& keep) {
-  for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-    if (!CAP_IS_SUPPORTED(cap) || std::find(keep.begin(), keep.end(), cap) != keep.end()) continue;
+  // Up to the kernel's last capability, not libcap's CAP_LAST_CAP: a kernel newer than the
+  // libcap headers has capabilities barge cannot name, and they must go too. PR_CAPBSET_READ
+  // answers EINVAL past the kernel's last one.
+  for (cap_value_t cap = 0;; ++cap) {
+    int in_set = ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+    if (in_set < 0 && errno == EINVAL) return;
+    if (in_set < 0) throw_errno("read capability " + std::to_string(cap) + " of the bounding set");
+    if (in_set == 0 || std::find(keep.begin(), keep.end(), cap) != keep.end()) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
       throw_errno("drop capability " + std::to_string(cap) + " from the bounding set");
   }
@@ -83,15 +96,39 @@ bool is_executable_file(const std::string& path) {
 
 }  // namespace
 
+cap_value_t kernel_last_capability() {
+  try {
+    return static_cast<cap_value_t>(std::stoi(read_file("/proc/sys/kernel/cap_last_cap")));
+  } catch (const std::exception&) {
+    // No /proc (or garbage in it): libcap probes the bounding set instead.
+    return static_cast<cap_value_t>(cap_max_bits()) - 1;
+  }
+}
+
 CapabilitySets resolve_capabilities(const std::optional<spec::Capabilities>& caps) {
+  return resolve_capabilities(caps, kernel_last_capability());
+}
+
+CapabilitySets resolve_capabilities(const std::optional<spec::Capabilities>& caps,
+                                    cap_value_t last_cap) {
   CapabilitySets sets;
   if (!caps) return sets;
   sets.configured = true;
-  sets.bounding = resolve_set(caps->bounding, "process.capabilities.bounding");
-  sets.effective = resolve_set(caps->effective, "process.capabilities.effective");
-  sets.inheritable = resolve_set(caps->inheritable, "process.capabilities.inheritable");
-  sets.permitted = resolve_set(caps->permitted, "process.capabilities.permitted");
-  sets.ambient = resolve_set(caps->ambient, "process.capabilities.ambient");
+  std::vector<std::string> skipped;
+  auto resolve = [&](const std::optional<std::vector<std::string>>& names, const char* set) {
+    return resolve_set(names, std::string("process.capabilities.") + set, last_cap, &skipped);
+  };
+  sets.bounding = resolve(caps->bounding, "bounding");
+  sets.effective = resolve(caps->effective, "effective");
+  sets.inheritable = resolve(caps->inheritable, "inheritable");
+  sets.permitted = resolve(caps->permitted, "permitted");
+  sets.ambient = resolve(caps->ambient, "ambient");
+  if (!skipped.empty()) {
+    std::string list;
+    for (const auto& name : skipped) list += (list.empty() ? "" : ", ") + name;
+    log::warn("process.capabilities: " + list + " not supported by the running kernel (last " +
+              "capability " + std::to_string(last_cap) + "); skipped");
+  }
   return sets;
 }
 

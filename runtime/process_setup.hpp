@@ -51,7 +51,14 @@ PreparedProcess prepare_process(const ProcessSetup& setup);
 
 // ---- the steps -----------------------------------------------------------------------------
 
+// Unknown names are an error naming the field; names of capabilities newer than the running
+// kernel (above /proc/sys/kernel/cap_last_cap) are skipped with one warning, as runc does.
 CapabilitySets resolve_capabilities(const std::optional<spec::Capabilities>& caps);
+// The same against a given last capability (tests).
+CapabilitySets resolve_capabilities(const std::optional<spec::Capabilities>& caps,
+                                    cap_value_t last_cap);
+// The highest capability number the running kernel knows.
+cap_value_t kernel_last_capability();
 // Resolves rlimit names to RLIMIT_* numbers; throws naming process.rlimits[i].type.
 int rlimit_resource(const std::string& name);
 
