@@ -12,6 +12,7 @@ namespace barge::test {
 namespace {
 
 constexpr int kHostIdBase = 100000;
+constexpr int kGidBase = 200000;  // a gid range distinct from the uid one
 
 void add_user_namespace(Json& config) {
   config["linux"]["namespaces"].push_back({{"type", "user"}});
@@ -93,6 +94,122 @@ TEST_F(Namespaces, FilesCreatedInAUserNamespaceHaveTheMappedOwnerOnTheHost) {
   ASSERT_EQ(::stat((shared + "/made-inside").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, static_cast<uid_t>(kHostIdBase));
   EXPECT_EQ(st.st_gid, static_cast<gid_t>(kHostIdBase));
+}
+
+// Lines of "sh -c" output after a "== name" marker, up to the next marker.
+std::vector<std::string> section(const std::string& out, const std::string& name) {
+  std::vector<std::string> lines;
+  bool in = false;
+  for (const auto& line : split_lines(out)) {
+    if (line.rfind("== ", 0) == 0) {
+      in = line == "== " + name;
+      continue;
+    }
+    if (in) lines.push_back(trim(line));
+  }
+  return lines;
+}
+
+std::vector<std::string> host_interfaces() {
+  ProcResult r = run_process({"ls", "/sys/class/net"});
+  return split_words(r.out);
+}
+
+// The way podman and friends prepare a user-namespaced container: the rootfs belongs to the
+// mapped root. Then the container's root owns it, /dev works through bind-mounted nodes, /proc
+// and a fresh sysfs of its own network namespace mount, and what it writes is owned by the
+// mapped id on the host.
+TEST_F(Namespaces, RootfsOwnedByTheMappingWorksEndToEnd) {
+  std::string id = new_id();
+  const std::string script =
+      "echo '== owner'; stat -c %u:%g /bin/busybox /etc;"
+      "echo '== write'; touch /made-in-root && echo ok;"
+      "echo '== dev'; echo x >/dev/null && head -c 3 /dev/zero | wc -c; stat -c %F:%t:%T /dev/null;"
+      "echo '== maps'; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups;"
+      "echo '== sys'; ls /sys/class/net";
+  Bundle bundle = make_bundle(id, {"sh", "-c", script}, [](Json& c) {
+    add_user_namespace(c);
+    c["root"]["readonly"] = false;
+  });
+  ProcResult chown = run_process({"chown", "-R", "-h",
+                                  std::to_string(kHostIdBase) + ":" + std::to_string(kHostIdBase),
+                                  bundle.rootfs()});
+  ASSERT_EQ(chown.status, 0) << chown.describe();
+  ProcResult r = runtime({"run", "--bundle", bundle.dir, id});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(section(r.out, "owner"), (std::vector<std::string>{"0:0", "0:0"})) << r.out;
+  EXPECT_EQ(section(r.out, "write"), std::vector<std::string>{"ok"}) << r.out;
+  EXPECT_EQ(section(r.out, "dev"), (std::vector<std::string>{"3", "character special file:1:3"}))
+      << r.out;
+  std::vector<std::string> maps = section(r.out, "maps");
+  ASSERT_EQ(maps.size(), 3u) << r.out;
+  EXPECT_EQ(split_words(maps[0]), (std::vector<std::string>{"0", "100000", "65536"}));
+  EXPECT_EQ(split_words(maps[1]), (std::vector<std::string>{"0", "100000", "65536"}));
+  EXPECT_EQ(maps[2], "allow");
+  // Its own network namespace, so sysfs is a fresh mount showing only its loopback.
+  EXPECT_EQ(section(r.out, "sys"), std::vector<std::string>{"lo"}) << r.out;
+  struct stat st {};
+  ASSERT_EQ(::lstat((bundle.rootfs() + "/made-in-root").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, static_cast<uid_t>(kHostIdBase));
+  EXPECT_EQ(st.st_gid, static_cast<gid_t>(kHostIdBase));
+  EXPECT_NO_LEFTOVERS(id);
+}
+
+// Without a network namespace of its own a user-namespaced container may not mount sysfs (the
+// kernel ties it to the network namespace's owner): /sys is the host's, bind-mounted.
+TEST_F(Namespaces, UserNamespaceWithoutNetworkNamespaceBindsTheHostSys) {
+  if (!testing_barge()) GTEST_SKIP() << "runc 1.1 fails the sysfs mount (EPERM) instead";
+  const std::string script =
+      "echo '== net'; ls /sys/class/net; echo '== mount'; awk '$5 == \"/sys\"' "
+      "/proc/self/mountinfo";
+  ProcResult r = run_container({"sh", "-c", script}, [](Json& c) {
+    add_user_namespace(c);
+    Json kept = Json::array();
+    for (const auto& ns : c["linux"]["namespaces"])
+      if (ns["type"] != "network") kept.push_back(ns);
+    c["linux"]["namespaces"] = kept;
+  });
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(section(r.out, "net"), host_interfaces()) << r.out;
+  std::vector<std::string> mounts = section(r.out, "mount");
+  ASSERT_EQ(mounts.size(), 1u) << r.out;
+  EXPECT_NE(mounts[0].find(" - sysfs "), std::string::npos) << mounts[0];
+  // The host's sysfs instance (same device), not a new one.
+  std::string host_sys_device;
+  for (const auto& line : split_lines(slurp("/proc/self/mountinfo")))
+    if (split_words(line).size() > 4 && split_words(line)[4] == "/sys")
+      host_sys_device = split_words(line)[2];
+  EXPECT_EQ(split_words(mounts[0]).at(2), host_sys_device) << mounts[0];
+  EXPECT_NE(mounts[0].find(" /sys ro,"), std::string::npos)
+      << "read-only as configured: " << mounts[0];
+}
+
+// uid and gid maps are written as configured (different ranges here), setgroups stays allowed for
+// a root-created namespace, so process.user.additionalGids apply inside; the host sees the
+// groups mapped.
+TEST_F(Namespaces, GidMapAndAdditionalGidsInAUserNamespace) {
+  std::string id = create_container({"sleep", "60"}, [](Json& c) {
+    add_user_namespace(c);
+    c["linux"]["gidMappings"] =
+        Json::array({{{"containerID", 0}, {"hostID", kGidBase}, {"size", 65536}}});
+    c["process"]["user"]["additionalGids"] = {10, 20};
+  });
+  ASSERT_EQ(runtime({"start", id}).status, 0);
+  auto st = state(id);
+  ASSERT_TRUE(st);
+  std::string proc = "/proc/" + std::to_string((*st)["pid"].get<int>());
+  EXPECT_EQ(split_words(slurp(proc + "/uid_map")),
+            (std::vector<std::string>{"0", std::to_string(kHostIdBase), "65536"}));
+  EXPECT_EQ(split_words(slurp(proc + "/gid_map")),
+            (std::vector<std::string>{"0", std::to_string(kGidBase), "65536"}));
+  EXPECT_EQ(trim(slurp(proc + "/setgroups")), "allow");
+  EXPECT_EQ(
+      split_words(field_of_status((*st)["pid"].get<int>(), "Groups")),
+      (std::vector<std::string>{std::to_string(kGidBase + 10), std::to_string(kGidBase + 20)}));
+  EXPECT_EQ(split_words(field_of_status((*st)["pid"].get<int>(), "Gid")),
+            std::vector<std::string>(4, std::to_string(kGidBase)));
+  EXPECT_EQ(runtime({"delete", "--force", id}).status, 0);
+  EXPECT_NO_LEFTOVERS(id);
 }
 
 TEST_F(Namespaces, JoinsANetworkNamespaceGivenByPath) {
