@@ -1,5 +1,6 @@
 // linux.seccomp in real containers through the runtime binary (busybox rootfs). Every assertion
 // holds for runc too (BARGE_TEST_RUNTIME=$(command -v runc)).
+#include <fcntl.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <sys/socket.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <future>
 #include <string>
+#include <vector>
 
 #include "common/fd.hpp"
 #include "runtime/seccomp.hpp"
@@ -99,6 +101,125 @@ TEST_F(SeccompContainerTest, DefaultProfileRunsAShellAndDeniesPrivilegedSyscalls
     EXPECT_TRUE(contains(r.out, expected)) << expected << "\n" << r.describe();
   EXPECT_TRUE(contains(r.out, "Operation not permitted")) << r.describe();
   EXPECT_TRUE(contains(r.out, "unshare")) << r.describe();
+}
+
+// The seccomp audit records (type=1326) /dev/kmsg receives after construction.
+class KernelLog {
+ public:
+  KernelLog() : fd_(::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC)) {
+    if (fd_) ::lseek(fd_.get(), 0, SEEK_END);
+  }
+  bool ok() const { return fd_.valid(); }
+  // Reads what arrived; records_ keeps every seccomp record so far.
+  void read_new() {
+    char record[8192];
+    for (;;) {
+      ssize_t n = ::read(fd_.get(), record, sizeof record - 1);
+      if (n < 0 && errno == EPIPE) continue;  // overwritten while we read: skip ahead
+      if (n <= 0) return;
+      std::string text(record, static_cast<size_t>(n));
+      if (contains(text, "type=1326 ")) records_.push_back(text);
+    }
+  }
+  std::vector<std::string> records_of(int pid) const {
+    std::vector<std::string> found;
+    for (const auto& r : records_)
+      if (contains(r, " pid=" + std::to_string(pid) + " ")) found.push_back(r);
+    return found;
+  }
+
+ private:
+  UniqueFd fd_;
+  std::vector<std::string> records_;
+};
+
+// SECCOMP_FILTER_FLAG_LOG makes the kernel log every action but ALLOW (when listed in
+// /proc/sys/kernel/seccomp/actions_logged, as errno is by default); without the flag an ERRNO
+// is silent. The init itself runs mkdir so the record carries the pid `state` reports. kauditd
+// prints asynchronously but in order: once the flagged container's record is there, one for the
+// unflagged container (run first) would be too.
+TEST_F(SeccompContainerTest, FlagLogMakesTheKernelAuditErrnoActions) {
+  if (!testing_barge()) GTEST_SKIP() << "runc 1.1: \"seccomp flags are not yet supported\"";
+  if (!contains(slurp("/proc/sys/kernel/seccomp/actions_logged"), "errno"))
+    GTEST_SKIP() << "errno is not in /proc/sys/kernel/seccomp/actions_logged";
+  KernelLog kmsg;
+  ASSERT_TRUE(kmsg.ok()) << "open /dev/kmsg";
+  auto run_mkdir = [&](bool log_flag) {
+    Json profile = allow_default(
+        {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 42}}});
+    if (log_flag) profile["flags"] = {"SECCOMP_FILTER_FLAG_LOG"};
+    std::string id = create_container({"mkdir", "/tmp/x"}, with_seccomp(profile));
+    auto st = state(id);
+    EXPECT_TRUE(st);
+    EXPECT_EQ(runtime({"start", id}).status, 0);
+    EXPECT_EQ(wait_for_status(id, "stopped"), "stopped");
+    EXPECT_EQ(runtime({"delete", id}).status, 0);
+    return st ? (*st)["pid"].get<int>() : -1;
+  };
+  int silent = run_mkdir(false);
+  int logged = run_mkdir(true);
+  for (int i = 0; i < 100 && kmsg.records_of(logged).empty(); ++i) {
+    kmsg.read_new();
+    if (kmsg.records_of(logged).empty()) ::usleep(100'000);
+  }
+  std::vector<std::string> records = kmsg.records_of(logged);
+  ASSERT_FALSE(records.empty()) << "no audit record with SECCOMP_FILTER_FLAG_LOG";
+#ifdef SYS_mkdir
+  bool mkdir_record = contains(records.front(), " syscall=" + std::to_string(SYS_mkdir) + " ");
+#else
+  bool mkdir_record = false;
+#endif
+  mkdir_record |= contains(records.front(), " syscall=" + std::to_string(SYS_mkdirat) + " ");
+  EXPECT_TRUE(mkdir_record) << records.front();
+  EXPECT_TRUE(contains(records.front(), " code=0x50000")) << records.front();  // RET_ERRNO
+  EXPECT_TRUE(kmsg.records_of(silent).empty()) << "an ERRNO was audited without the flag";
+}
+
+// defaultErrnoRet is what every syscall the allow list does not name returns: barge's default
+// profile without mkdir, denying with 42 (ENOMSG) instead of EPERM.
+TEST_F(SeccompContainerTest, DefaultErrnoRetIsWhatUnlistedSyscallsReturn) {
+  Json profile = Json::parse(seccomp::default_profile_json());
+  ASSERT_EQ(profile["defaultAction"], "SCMP_ACT_ERRNO");
+  profile["defaultErrnoRet"] = 42;
+  Json kept = Json::array();
+  for (auto rule : profile["syscalls"]) {
+    Json names = Json::array();
+    for (const auto& name : rule["names"])
+      if (name != "mkdir" && name != "mkdirat") names.push_back(name);
+    if (names.empty()) continue;
+    rule["names"] = names;
+    kept.push_back(rule);
+  }
+  profile["syscalls"] = kept;
+  auto r = run_container({"sh", "-c", "mkdir /tmp/x; echo still-running"}, with_seccomp(profile));
+  EXPECT_EQ(r.status, 0) << r.describe();
+  EXPECT_TRUE(contains(r.out, "still-running")) << r.describe();
+  EXPECT_TRUE(contains(r.err, "No message of desired type")) << r.describe();
+}
+
+// Unknown syscall names are skipped (the rest of the rule still applies) with a warning through
+// the one logger, so --log receives it as a JSON line.
+TEST_F(SeccompContainerTest, UnknownSyscallNameIsSkippedWithALoggedWarning) {
+  Json profile = allow_default({{{"names", {"no_such_syscall_barge", "mkdir", "mkdirat"}},
+                                 {"action", "SCMP_ACT_ERRNO"},
+                                 {"errnoRet", 42}}});
+  std::string log_file = test_dir() + "/runtime.log";
+  std::string id = new_id();
+  Bundle bundle = make_bundle(id, {"mkdir", "/tmp/x"}, with_seccomp(profile));
+  auto r = runtime_with_globals({"--log", log_file, "--log-format", "json"},
+                                {"run", "--bundle", bundle.dir, id});
+  EXPECT_NE(r.status, 0) << r.describe();
+  EXPECT_TRUE(contains(r.out + r.err, "No message of desired type")) << r.describe();
+  if (!testing_barge()) return;  // runc words (and levels) its message differently
+  bool warned = false;
+  for (const auto& line : split_lines(slurp(log_file))) {
+    Json entry = Json::parse(line, nullptr, false);
+    if (entry.is_object() && entry.value("level", "") == "warning" &&
+        contains(entry.value("msg", ""), "unknown syscall \"no_such_syscall_barge\" skipped"))
+      warned = true;
+  }
+  EXPECT_TRUE(warned) << slurp(log_file);
+  EXPECT_NO_LEFTOVERS(id);
 }
 
 // The seccomp agent side of SCMP_ACT_NOTIFY: accepts the runtime's connection on listenerPath,
