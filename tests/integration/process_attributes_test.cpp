@@ -23,6 +23,17 @@ std::string stat_field(const std::string& stat, int n) {
   return words.at(static_cast<size_t>(n - 3));
 }
 
+// process.noNewPrivileges is the kernel's no_new_privs bit of the container process, both ways.
+TEST_F(ProcessAttributes, NoNewPrivilegesFromConfig) {
+  for (bool on : {true, false}) {
+    auto r = run_container({"grep", "NoNewPrivs:", "/proc/self/status"},
+                           [on](Json& c) { c["process"]["noNewPrivileges"] = on; });
+    ASSERT_EQ(r.status, 0) << r.describe();
+    EXPECT_EQ(split_words(r.out), (std::vector<std::string>{"NoNewPrivs:", on ? "1" : "0"}))
+        << "noNewPrivileges " << on;
+  }
+}
+
 TEST_F(ProcessAttributes, SchedulerPolicyAndNiceFromConfig) {
   if (!testing_barge()) GTEST_SKIP() << "runc 1.1 has no process.scheduler";
   auto r = run_container({"cat", "/proc/self/stat"}, [](Json& c) {
