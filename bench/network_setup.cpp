@@ -6,7 +6,7 @@
 // namespace, which either drains what the client sends or sends to the client).
 // Built on demand by bench/network (target bench_network_setup).
 //
-//   bench_network_setup [-n N] [--mib M] [--rounds R]
+//   bench_network_setup [-n N] [--mib M] [--rounds R] [--settle-ms MS (default 100)]
 //
 // Everything it creates is test-only and removed at the end: bridges bbn<pid>/cbn<pid>, chains
 // BBN<pid>-*, the CNI plugin's own chains (CNI-HOSTPORT-* only when they did not exist before).
@@ -286,12 +286,13 @@ int free_octet(int second) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int n = 20, mib = 1024, rounds = 3;
+  int n = 20, mib = 1024, rounds = 3, settle_ms = 100;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "-n") n = std::atoi(argv[i + 1]);
     if (flag == "--mib") mib = std::atoi(argv[i + 1]);
     if (flag == "--rounds") rounds = std::atoi(argv[i + 1]);
+    if (flag == "--settle-ms") settle_ms = std::atoi(argv[i + 1]);
   }
   std::string tag = std::to_string(::getpid() % 100000);
   auto work = std::filesystem::temp_directory_path() / ("barge-bench-net-" + tag);
@@ -342,8 +343,13 @@ int main(int argc, char** argv) {
     // Warm-up (bridge creation, base chains, page cache), then alternate so noise hits both.
     barge_round(-1, 28999);
     cni_round(-1, 28998);
+    // The kernel tears a dead namespace down in the background (cleanup_net: rtnl, an RCU
+    // barrier): a pause before each round keeps one round's namespace from slowing the next.
+    auto settle = [settle_ms] { ::usleep(static_cast<useconds_t>(settle_ms) * 1000); };
     for (int i = 0; i < n; ++i) {
+      settle();
       barge_round(i, static_cast<uint16_t>(29000 + i));
+      settle();
       cni_round(i, static_cast<uint16_t>(29500 + i));
     }
     double b = median(barge_setup) + median(barge_teardown);

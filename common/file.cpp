@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>  // renameat2
 #include <string>
 
 #include "common/error.hpp"
@@ -194,6 +195,27 @@ void write_file_atomic(const std::string& path, std::string_view content) {
   std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
   UniqueFd dfd = open_or_throw(dir, O_RDONLY | O_DIRECTORY);
   write_file_atomic_at(dfd.get(), name, content);
+}
+
+void replace_file_volatile(const std::string& path, std::string_view content) {
+  auto slash = path.rfind('/');
+  std::string tmp = slash == std::string::npos
+                        ? "." + path + ".tmp"
+                        : path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".tmp";
+  {
+    UniqueFd fd = open_or_throw(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    write_all(fd.get(), content, path);
+  }
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
+    ::unlink(tmp.c_str());  // the previous content now
+    return;
+  }
+  // ENOENT: nothing to exchange with yet; EINVAL: a filesystem without exchange.
+  if ((errno != ENOENT && errno != EINVAL) || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw_errno("replace " + path, err);
+  }
 }
 
 bool path_exists(const std::string& path) {

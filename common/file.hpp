@@ -19,6 +19,12 @@ void write_all(int fd, std::string_view content, const std::string& name);
 // Writes name in dirfd atomically: temp file in the same directory, fsync-free rename.
 void write_file_atomic_at(int dirfd, const std::string& name, std::string_view content);
 void write_file_atomic(const std::string& path, std::string_view content);
+// Replaces path atomically for readers (a temp file exchanged with it, renameat2
+// RENAME_EXCHANGE, then unlinked) but without write_file_atomic's durability: ext4 writes a file's
+// data out before renaming it over another (auto_da_alloc: ~4 ms per call on this VM's disk), not
+// on an exchange, so after a power loss the file may be empty. For state under /run that a reboot
+// makes meaningless anyway. Writers must be serialized: the temp name (.NAME.tmp) is fixed.
+void replace_file_volatile(const std::string& path, std::string_view content);
 UniqueFd open_or_throw(const std::string& path, int flags, mode_t mode = 0);
 UniqueFd open_at_or_throw(int dirfd, const std::string& name, int flags, mode_t mode = 0);
 bool path_exists(const std::string& path);

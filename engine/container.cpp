@@ -110,8 +110,10 @@ std::optional<Record> load_record(const std::string& dir) {
   return with_context(dir, [&] { return record_from(read_file(dir + "/" + kRecordFile)); });
 }
 
+// Only the run that claimed DATA/<id> writes its files; they live as long as the runtime state
+// (/run), so the fast replace that is not crash-durable fits (see replace_file_volatile).
 void save_record(const std::string& dir, const Record& record) {
-  write_file_atomic(dir + "/" + kRecordFile, record_json(record));
+  replace_file_volatile(dir + "/" + kRecordFile, record_json(record));
 }
 
 std::string random_id() {
@@ -509,7 +511,7 @@ RunResult run(const Paths& paths, const RunOptions& options) {
   }
   set_network_namespace(config, mode, netns_path);
   add_etc_mounts(config, dir, etc_files_for(paths, mode, hostname, record.address));
-  write_file_atomic(dir + "/config.json", config.dump(2) + "\n");
+  replace_file_volatile(dir + "/config.json", config.dump(2) + "\n");
   save_record(dir, record);
 
   if (!options.detach) {

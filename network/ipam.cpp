@@ -132,7 +132,7 @@ LockedState::LockedState(const std::string& dir) : dir_(dir) {
 }
 
 void LockedState::save() {
-  write_file_atomic(dir_ + "/state.json", to_json(record_));
+  replace_file_volatile(dir_ + "/state.json", to_json(record_));
   exists_ = true;
 }
 

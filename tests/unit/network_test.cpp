@@ -2,6 +2,7 @@
 // batches, the /etc files a container gets.
 #include "network/network.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -285,6 +286,24 @@ TEST(NetworkConfig, TheDefaultSubnetAvoidsHostRoutesAndNameservers) {
   EXPECT_EQ(to_string(default_subnet(subnets({"172.16.0.0/12", "10.213.0.53/32"})).value()),
             "10.214.0.0/16");
   EXPECT_FALSE(default_subnet(subnets({"172.16.0.0/12", "10.0.0.0/8", "192.168.0.0/16"})));
+}
+
+TEST(NetworkIpam, StateIsReplacedWholeAndLeavesNoTempFile) {
+  std::string dir = "/tmp/barge-replace-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  std::string path = dir + "/state.json";
+  barge::replace_file_volatile(path, "first\n");  // nothing to exchange with yet
+  EXPECT_EQ(barge::read_file(path), "first\n");
+  // A reader holding the old file keeps the old content; the name has the new one.
+  barge::UniqueFd old_reader = barge::open_or_throw(path, O_RDONLY);
+  barge::replace_file_volatile(path, "second, longer\n");
+  EXPECT_EQ(barge::read_file(path), "second, longer\n");
+  char buffer[64] = {};
+  ASSERT_GT(::read(old_reader.get(), buffer, sizeof buffer - 1), 0);
+  EXPECT_STREQ(buffer, "first\n");
+  EXPECT_FALSE(barge::path_exists(dir + "/.state.json.tmp"));
+  ::unlink(path.c_str());
+  EXPECT_EQ(::rmdir(dir.c_str()), 0) << "something besides state.json was left";
 }
 
 TEST(NetworkConfig, ValidationNamesTheSetting) {
