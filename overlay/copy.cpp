@@ -111,8 +111,9 @@ void LayerCopy::node(int src, int dest, const std::string& name, const struct st
   } else if (::mknodat(dest, name.c_str(), (st.st_mode & S_IFMT) | 0600, st.st_rdev) != 0) {
     throw_errno("mknod " + rel);
   }
-  copy_xattrs_at(src, name, dest, name, kOverlayXattrs);
+  // Owner first: a chown after setxattr would drop security.capability.
   copy_attributes_at(dest, name.c_str(), st, rel);
+  copy_xattrs_at(src, name, dest, name, kOverlayXattrs);
 }
 
 void LayerCopy::entry(int src, int dest, const std::string& name, const std::string& rel) {
@@ -138,8 +139,8 @@ void LayerCopy::entry(int src, int dest, const std::string& name, const std::str
   UniqueFd dest_dir(::openat(dest, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dest_dir) throw_errno("open " + rel);
   directory(src_dir.get(), dest_dir.get(), rel);
+  copy_attributes_at(dest, name.c_str(), st, rel);  // after filling it, which changed its times
   copy_xattrs_at(src, name, dest, name, kOverlayXattrs);
-  copy_attributes_at(dest, name.c_str(), st, rel);  // last: filling it changed its times
 }
 
 void LayerCopy::directory(int src, int dest, const std::string& rel) {

@@ -76,7 +76,11 @@ def layer_two():
     l.add(info("data/link", tarfile.SYMTYPE, 0o777, linkname="a"))
     l.add(info("data/fifo", tarfile.FIFOTYPE, 0o600))
     l.add(info("data/null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=3))
+    # cap_net_bind_service+ep as a v2 security.capability (all bytes < 0x80, as pax stores str).
+    cap = "\x01\x00\x00\x02\x00\x04\x00\x00" + "\x00" * 12
     l.file("data/suid", b"#!/bin/sh\n", mode=0o4755)
+    l.file("data/cap", b"#!/bin/sh\n", mode=0o755,
+           pax_headers={"SCHILY.xattr.security.capability": cap})
     l.file("data/sgid", b"#!/bin/sh\n", mode=0o2750, gid=50)
     l.add(info("data/sticky", tarfile.DIRTYPE, 0o1777))
     l.add(info("opt", tarfile.DIRTYPE, 0o755))
