@@ -247,7 +247,7 @@ void mount_image(const std::string& storage, const std::string& reference,
   try {
     for (const auto& other : store.load_mounts())
       if (other.mountpoint == target) throw_error(target + ": an image is already mounted there");
-    overlay::Layers layers{{}, dir + "/upper", dir + "/work"};
+    overlay::Layers layers{{}, dir + "/upper", dir + "/work", dir + "/l"};
     for (auto it = record.layers.rbegin(); it != record.layers.rend(); ++it) {
       mount.diff_ids.push_back(it->diff_id);
       layers.lower.push_back(store.layer_path(it->diff_id) + "/fs");

@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <exception>
+#include <string_view>
 #include <thread>
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "common/file.hpp"
 #include "common/log.hpp"
 
 namespace barge::overlay {
@@ -88,28 +91,14 @@ size_t common_dir_prefix(const std::vector<std::string>& dirs) {
   return slash == std::string::npos ? 0 : slash + 1;
 }
 
-void mount_legacy(const std::string& target, const Layers& layers) {
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  std::string data = options(layers, 0);
-  if (data.size() < page) {
-    if (::mount("overlay", target.c_str(), "overlay", 0, data.c_str()) != 0)
-      throw_errno("mount overlay on " + target);
-    return;
-  }
-  // containerd's trick: relative lowerdirs from their common parent, resolved against the cwd
-  // of a thread that has its own fs struct so the process's cwd never changes.
-  size_t strip = common_dir_prefix(layers.lower);
-  data = options(layers, strip);
-  if (strip == 0 || data.size() >= page)
-    throw_error("overlay on " + target + ": " + std::to_string(layers.lower.size()) +
-                " layers do not fit in one page of mount options and this kernel lacks "
-                "lowerdir+ (Linux >= 6.8)");
-  std::string parent = layers.lower.front().substr(0, strip);
+// mount(2) with data whose relative lowerdirs resolve against dir: in a thread that has its own
+// fs struct, so the process's cwd never changes (containerd's trick).
+void mount_relative_to(const std::string& dir, const std::string& target, const std::string& data) {
   std::exception_ptr failure;
   std::thread([&] {
     try {
       if (::unshare(CLONE_FS) != 0) throw_errno("unshare CLONE_FS");
-      if (::chdir(parent.c_str()) != 0) throw_errno("chdir " + parent);
+      if (::chdir(dir.c_str()) != 0) throw_errno("chdir " + dir);
       if (::mount("overlay", target.c_str(), "overlay", 0, data.c_str()) != 0)
         throw_errno("mount overlay on " + target);
     } catch (...) {
@@ -119,15 +108,66 @@ void mount_legacy(const std::string& target, const Layers& layers) {
   if (failure) std::rethrow_exception(failure);
 }
 
+// Layers whose lowers are link_dir/0, link_dir/1, ... (symlinks to the real ones, made here).
+// The kernel resolves them at mount time; they are not needed afterwards.
+Layers with_short_links(const Layers& layers) {
+  make_dirs(layers.link_dir, 0700);
+  Layers linked = layers;
+  for (size_t i = 0; i < layers.lower.size(); ++i) {
+    std::string link = layers.link_dir + "/" + std::to_string(i);
+    ::unlink(link.c_str());
+    if (::symlink(layers.lower[i].c_str(), link.c_str()) != 0) throw_errno("symlink " + link);
+    linked.lower[i] = link;
+  }
+  return linked;
+}
+
+void mount_legacy(const std::string& target, const Layers& layers) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::string data = options(layers, 0);
+  if (data.size() < page) {
+    if (::mount("overlay", target.c_str(), "overlay", 0, data.c_str()) != 0)
+      throw_errno("mount overlay on " + target);
+    return;
+  }
+  const Layers* used = &layers;
+  size_t strip = common_dir_prefix(layers.lower);
+  data = options(layers, strip);
+  Layers linked;
+  if ((strip == 0 || data.size() >= page) && !layers.link_dir.empty()) {
+    linked = with_short_links(layers);
+    used = &linked;
+    strip = common_dir_prefix(linked.lower);
+    data = options(linked, strip);
+    log::debug("overlay: " + std::to_string(layers.lower.size()) +
+               " lowers through short links in " + layers.link_dir);
+  }
+  if (strip == 0 || data.size() >= page)
+    throw_error("overlay on " + target + ": " + std::to_string(layers.lower.size()) +
+                " layers do not fit in one page of mount options and this kernel lacks "
+                "lowerdir+ (Linux >= 6.8)");
+  mount_relative_to(used->lower.front().substr(0, strip), target, data);
+}
+
+bool mount2_forced() {
+  const char* value = std::getenv("BARGE_OVERLAY_MOUNT2");
+  return value != nullptr && std::string_view(value) == "1";
+}
+
 }  // namespace
 
 void mount(const std::string& target, const Layers& layers) {
   if (layers.lower.empty()) throw_error("overlay on " + target + ": no lower layers");
   if (layers.upper.empty() && layers.lower.size() < 2)
     throw_error("overlay on " + target + ": a read-only overlay needs two lower layers");
-  if (mount_new_api(target, layers)) return;
-  log::debug("overlay: new mount API without lowerdir+ (errno " + std::to_string(errno) +
-             "), using mount(2)");
+  if (mount2_forced()) {
+    log::debug("overlay: BARGE_OVERLAY_MOUNT2=1, using mount(2)");
+  } else if (mount_new_api(target, layers)) {
+    return;
+  } else {
+    log::debug("overlay: new mount API without lowerdir+ (errno " + std::to_string(errno) +
+               "), using mount(2)");
+  }
   mount_legacy(target, layers);
 }
 
