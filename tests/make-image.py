@@ -309,6 +309,12 @@ def build_hostile(args):
         l.file("a/.wh...")
     elif case == "whiteout-dot":
         l.file(".wh..")
+    elif case == "whiteout-through-symlink":
+        l.add(info("evil", tarfile.SYMTYPE, 0o777, linkname=os.path.dirname(c)))
+        l.file("evil/.wh." + os.path.basename(c))
+    elif case == "opaque-through-symlink":
+        l.add(info("evil", tarfile.SYMTYPE, 0o777, linkname=os.path.dirname(c)))
+        l.file("evil/.wh..wh..opq")
     elif case == "overlay-xattr":
         l.add(info("d", tarfile.DIRTYPE, 0o755,
                    pax_headers={"SCHILY.xattr.trusted.overlay.redirect": "/etc"}))

@@ -143,6 +143,24 @@ TEST_F(ImageUnpackTest, WhiteoutOfDotDotIsRefused) {
   expect_refused("whiteout-dot", "is invalid");
 }
 
+// "evil -> /host/dir" then "evil/.wh.canary" (or an opaque marker): the whiteout and the xattr
+// land in the layer's own /host/dir, never on the host (TearDown checks the canary).
+TEST_F(ImageUnpackTest, WhiteoutThroughSymlinkStaysInside) {
+  unpack(hostile("whiteout-through-symlink"));
+  struct stat st {};
+  ASSERT_EQ(::lstat(in_layer(canary_).c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+}
+
+TEST_F(ImageUnpackTest, OpaqueMarkerThroughSymlinkStaysInside) {
+  unpack(hostile("opaque-through-symlink"));
+  char value[4] = {};
+  EXPECT_EQ(::getxattr(in_layer(canary_dir_).c_str(), "trusted.overlay.opaque", value, 4), 1);
+  EXPECT_LT(::getxattr(canary_dir_.c_str(), "trusted.overlay.opaque", value, 4), 0)
+      << "the host directory was made opaque";
+}
+
 TEST_F(ImageUnpackTest, OverlayXattrsFromTheTarAreDropped) {
   unpack(hostile("overlay-xattr"));
   char value[64];
