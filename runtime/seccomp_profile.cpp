@@ -1,431 +1,75 @@
-// The seccomp profile `barge spec` writes: deny by default (EPERM), allow the syscalls an
-// ordinary unprivileged program uses. The selection follows the public Docker/containerd
-// default profile for a container without CAP_SYS_ADMIN (no mount, unshare, setns, bpf,
-// kexec_load, init_module, keyctl, ...); syscalls newer than this list get ENOSYS from the
-// prologue compile() adds, so libc falls back to older ones.
+// The seccomp profile `barge spec` writes. Its source is the data file
+// runtime/seccomp-default.json (compiled into the binary, see CMakeLists.txt), in the shape of
+// the Docker/containerd default profile: deny by default (EPERM), allow the syscalls an ordinary
+// program without CAP_SYS_ADMIN uses (no mount, unshare, setns, bpf, kexec_load, init_module,
+// keyctl, ...), "archMap" naming the seccomp architectures of each machine, and rules that only
+// apply to some machines marked with "includes"/"excludes" {"arches": [...]}. This file picks the
+// native machine's part and writes it as runtime-spec linux.seccomp. Syscalls newer than the list
+// get ENOSYS from the prologue compile() adds, so libc falls back to older ones.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "runtime/seccomp.hpp"
 
 namespace barge::seccomp {
+
+extern const char kDefaultProfileData[];
+
 namespace {
 
 using ojson = nlohmann::ordered_json;
 
-constexpr std::string_view kAllowed[] = {
-    "accept",
-    "accept4",
-    "access",
-    "adjtimex",
-    "alarm",
-    "bind",
-    "brk",
-    "capget",
-    "capset",
-    "chdir",
-    "chmod",
-    "chown",
-    "chown32",
-    "clock_adjtime",
-    "clock_adjtime64",
-    "clock_getres",
-    "clock_getres_time64",
-    "clock_gettime",
-    "clock_gettime64",
-    "clock_nanosleep",
-    "clock_nanosleep_time64",
-    "close",
-    "close_range",
-    "connect",
-    "copy_file_range",
-    "creat",
-    "dup",
-    "dup2",
-    "dup3",
-    "epoll_create",
-    "epoll_create1",
-    "epoll_ctl",
-    "epoll_ctl_old",
-    "epoll_pwait",
-    "epoll_pwait2",
-    "epoll_wait",
-    "epoll_wait_old",
-    "eventfd",
-    "eventfd2",
-    "execve",
-    "execveat",
-    "exit",
-    "exit_group",
-    "faccessat",
-    "faccessat2",
-    "fadvise64",
-    "fadvise64_64",
-    "fallocate",
-    "fanotify_mark",
-    "fchdir",
-    "fchmod",
-    "fchmodat",
-    "fchown",
-    "fchown32",
-    "fchownat",
-    "fcntl",
-    "fcntl64",
-    "fdatasync",
-    "fgetxattr",
-    "flistxattr",
-    "flock",
-    "fork",
-    "fremovexattr",
-    "fsetxattr",
-    "fstat",
-    "fstat64",
-    "fstatat64",
-    "fstatfs",
-    "fstatfs64",
-    "fsync",
-    "ftruncate",
-    "ftruncate64",
-    "futex",
-    "futex_time64",
-    "futex_waitv",
-    "futimesat",
-    "getcpu",
-    "getcwd",
-    "getdents",
-    "getdents64",
-    "getegid",
-    "getegid32",
-    "geteuid",
-    "geteuid32",
-    "getgid",
-    "getgid32",
-    "getgroups",
-    "getgroups32",
-    "getitimer",
-    "getpeername",
-    "getpgid",
-    "getpgrp",
-    "getpid",
-    "getppid",
-    "getpriority",
-    "getrandom",
-    "getresgid",
-    "getresgid32",
-    "getresuid",
-    "getresuid32",
-    "getrlimit",
-    "get_robust_list",
-    "getrusage",
-    "getsid",
-    "getsockname",
-    "getsockopt",
-    "get_thread_area",
-    "gettid",
-    "gettimeofday",
-    "getuid",
-    "getuid32",
-    "getxattr",
-    "inotify_add_watch",
-    "inotify_init",
-    "inotify_init1",
-    "inotify_rm_watch",
-    "io_cancel",
-    "ioctl",
-    "io_destroy",
-    "io_getevents",
-    "io_pgetevents",
-    "io_pgetevents_time64",
-    "ioprio_get",
-    "ioprio_set",
-    "io_setup",
-    "io_submit",
-    "io_uring_enter",
-    "io_uring_register",
-    "io_uring_setup",
-    "ipc",
-    "kill",
-    "landlock_add_rule",
-    "landlock_create_ruleset",
-    "landlock_restrict_self",
-    "lchown",
-    "lchown32",
-    "lgetxattr",
-    "link",
-    "linkat",
-    "listen",
-    "listxattr",
-    "llistxattr",
-    "_llseek",
-    "lremovexattr",
-    "lseek",
-    "lsetxattr",
-    "lstat",
-    "lstat64",
-    "madvise",
-    "membarrier",
-    "memfd_create",
-    "memfd_secret",
-    "mincore",
-    "mkdir",
-    "mkdirat",
-    "mknod",
-    "mknodat",
-    "mlock",
-    "mlock2",
-    "mlockall",
-    "mmap",
-    "mmap2",
-    "mprotect",
-    "mq_getsetattr",
-    "mq_notify",
-    "mq_open",
-    "mq_timedreceive",
-    "mq_timedreceive_time64",
-    "mq_timedsend",
-    "mq_timedsend_time64",
-    "mq_unlink",
-    "mremap",
-    "msgctl",
-    "msgget",
-    "msgrcv",
-    "msgsnd",
-    "msync",
-    "munlock",
-    "munlockall",
-    "munmap",
-    "name_to_handle_at",
-    "nanosleep",
-    "newfstatat",
-    "_newselect",
-    "open",
-    "openat",
-    "openat2",
-    "pause",
-    "pidfd_open",
-    "pidfd_send_signal",
-    "pipe",
-    "pipe2",
-    "pkey_alloc",
-    "pkey_free",
-    "pkey_mprotect",
-    "poll",
-    "ppoll",
-    "ppoll_time64",
-    "prctl",
-    "pread64",
-    "preadv",
-    "preadv2",
-    "prlimit64",
-    "process_mrelease",
-    "process_vm_readv",
-    "process_vm_writev",
-    "pselect6",
-    "pselect6_time64",
-    "ptrace",
-    "pwrite64",
-    "pwritev",
-    "pwritev2",
-    "read",
-    "readahead",
-    "readlink",
-    "readlinkat",
-    "readv",
-    "recv",
-    "recvfrom",
-    "recvmmsg",
-    "recvmmsg_time64",
-    "recvmsg",
-    "remap_file_pages",
-    "removexattr",
-    "rename",
-    "renameat",
-    "renameat2",
-    "restart_syscall",
-    "rmdir",
-    "rseq",
-    "rt_sigaction",
-    "rt_sigpending",
-    "rt_sigprocmask",
-    "rt_sigqueueinfo",
-    "rt_sigreturn",
-    "rt_sigsuspend",
-    "rt_sigtimedwait",
-    "rt_sigtimedwait_time64",
-    "rt_tgsigqueueinfo",
-    "sched_getaffinity",
-    "sched_getattr",
-    "sched_getparam",
-    "sched_get_priority_max",
-    "sched_get_priority_min",
-    "sched_getscheduler",
-    "sched_rr_get_interval",
-    "sched_rr_get_interval_time64",
-    "sched_setaffinity",
-    "sched_setattr",
-    "sched_setparam",
-    "sched_setscheduler",
-    "sched_yield",
-    "seccomp",
-    "select",
-    "semctl",
-    "semget",
-    "semop",
-    "semtimedop",
-    "semtimedop_time64",
-    "send",
-    "sendfile",
-    "sendfile64",
-    "sendmmsg",
-    "sendmsg",
-    "sendto",
-    "setfsgid",
-    "setfsgid32",
-    "setfsuid",
-    "setfsuid32",
-    "setgid",
-    "setgid32",
-    "setgroups",
-    "setgroups32",
-    "setitimer",
-    "setpgid",
-    "setpriority",
-    "setregid",
-    "setregid32",
-    "setresgid",
-    "setresgid32",
-    "setresuid",
-    "setresuid32",
-    "setreuid",
-    "setreuid32",
-    "setrlimit",
-    "set_robust_list",
-    "setsid",
-    "setsockopt",
-    "set_thread_area",
-    "set_tid_address",
-    "setuid",
-    "setuid32",
-    "setxattr",
-    "shmat",
-    "shmctl",
-    "shmdt",
-    "shmget",
-    "shutdown",
-    "sigaltstack",
-    "signalfd",
-    "signalfd4",
-    "sigprocmask",
-    "sigreturn",
-    "socketcall",
-    "socketpair",
-    "splice",
-    "stat",
-    "stat64",
-    "statfs",
-    "statfs64",
-    "statx",
-    "symlink",
-    "symlinkat",
-    "sync",
-    "sync_file_range",
-    "syncfs",
-    "sysinfo",
-    "tee",
-    "tgkill",
-    "time",
-    "timer_create",
-    "timer_delete",
-    "timer_getoverrun",
-    "timer_gettime",
-    "timer_gettime64",
-    "timer_settime",
-    "timer_settime64",
-    "timerfd_create",
-    "timerfd_gettime",
-    "timerfd_gettime64",
-    "timerfd_settime",
-    "timerfd_settime64",
-    "times",
-    "tkill",
-    "truncate",
-    "truncate64",
-    "ugetrlimit",
-    "umask",
-    "uname",
-    "unlink",
-    "unlinkat",
-    "utime",
-    "utimensat",
-    "utimensat_time64",
-    "utimes",
-    "vfork",
-    "vmsplice",
-    "wait4",
-    "waitid",
-    "waitpid",
-    "write",
-    "writev",
-#if defined(__x86_64__) || defined(__i386__)
-    "arch_prctl",
-    "modify_ldt",
-#elif defined(__aarch64__) || defined(__arm__)
-    "arm_fadvise64_64",
-    "arm_sync_file_range",
-    "sync_file_range2",
-    "breakpoint",
-    "cacheflush",
-    "set_tls",
-#endif
-};
-
-// personality(2) values glibc and common tools use: PER_LINUX, PER_LINUX32, UNAME26 and their
-// combinations, and the 0xffffffff query.
-constexpr uint64_t kPersonalities[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
-
-// CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET: clone may not create namespaces.
-constexpr uint64_t kCloneNamespaceFlags = 0x7E020000;
-constexpr uint64_t kAfVsock = 40;
-
-ojson architectures() {
+// The machine names the data file's "archMap", "includes" and "excludes" use (uname -m style).
+constexpr std::string_view native_machine() {
 #if defined(__x86_64__)
-  return {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"};
+  return "x86_64";
+#elif defined(__i386__)
+  return "x86";
 #elif defined(__aarch64__)
-  return {"SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"};
+  return "aarch64";
+#elif defined(__arm__)
+  return "arm";
+#elif defined(__s390x__)
+  return "s390x";
+#elif defined(__s390__)
+  return "s390";
+#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return "ppc64le";
+#elif defined(__riscv) && __riscv_xlen == 64
+  return "riscv64";
 #else
-  return ojson::array();  // the native architecture only
+  return "other";
 #endif
 }
 
-ojson arg(unsigned index, uint64_t value, const char* op) {
-  return {{"index", index}, {"value", value}, {"op", op}};
+bool names_machine(const ojson& rule, const char* key, std::string_view machine) {
+  if (!rule.contains(key)) return false;
+  const ojson& arches = rule[key].value("arches", ojson::array());
+  return std::any_of(arches.begin(), arches.end(),
+                     [&](const ojson& arch) { return arch.get<std::string>() == machine; });
 }
 
-ojson allow_if(const char* name, ojson condition) {
-  return {{"names", {name}}, {"action", "SCMP_ACT_ALLOW"}, {"args", {std::move(condition)}}};
+bool applies_to(const ojson& rule, std::string_view machine) {
+  if (rule.contains("includes") && !names_machine(rule, "includes", machine)) return false;
+  return !names_machine(rule, "excludes", machine);
 }
 
 }  // namespace
 
 std::string default_profile_json() {
-  ojson allowed = ojson::array();
-  for (std::string_view name : kAllowed) allowed.push_back(name);
-  ojson syscalls = ojson::array({{{"names", std::move(allowed)}, {"action", "SCMP_ACT_ALLOW"}}});
-  syscalls.push_back(allow_if("socket", arg(0, kAfVsock, "SCMP_CMP_NE")));
-  for (uint64_t persona : kPersonalities)
-    syscalls.push_back(allow_if("personality", arg(0, persona, "SCMP_CMP_EQ")));
-#if defined(__s390x__) || defined(__s390__)
-  constexpr unsigned kCloneFlagsArg = 1;  // s390 swaps clone's first two arguments
-#else
-  constexpr unsigned kCloneFlagsArg = 0;
-#endif
-  syscalls.push_back(
-      allow_if("clone", arg(kCloneFlagsArg, kCloneNamespaceFlags, "SCMP_CMP_MASKED_EQ")));
-  // clone3's flags live in memory seccomp cannot read: ENOSYS makes libc fall back to clone.
-  syscalls.push_back({{"names", {"clone3"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 38}});
-  ojson profile = {{"defaultAction", "SCMP_ACT_ERRNO"},
-                   {"defaultErrnoRet", 1},
-                   {"architectures", architectures()},
+  const ojson data = ojson::parse(kDefaultProfileData);
+  constexpr std::string_view machine = native_machine();
+  ojson syscalls = ojson::array();
+  for (ojson rule : data.at("syscalls")) {
+    if (!applies_to(rule, machine)) continue;
+    rule.erase("includes");
+    rule.erase("excludes");
+    syscalls.push_back(std::move(rule));
+  }
+  ojson profile = {{"defaultAction", data.at("defaultAction")},
+                   {"defaultErrnoRet", data.at("defaultErrnoRet")},
+                   {"architectures", data.at("archMap").value(machine, ojson::array())},
                    {"syscalls", std::move(syscalls)}};
   return profile.dump();
 }

@@ -6,6 +6,7 @@
 #include <seccomp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -327,4 +328,29 @@ TEST(SeccompDefaultProfile, DeniesTheDangerousSyscalls) {
   EXPECT_EQ(s.linux->seccomp->architectures,
             (std::vector<std::string>{"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}));
 #endif
+}
+
+// runtime/seccomp-default.json marks machine-specific rules with includes/excludes: only the
+// native machine's rules reach the spec, without those keys (they are not runtime-spec fields).
+TEST(SeccompDefaultProfile, DataFileRulesAreFilteredForThisMachine) {
+  Json profile = Json::parse(seccomp::default_profile_json());
+  std::vector<std::string> names;
+  unsigned clone_rules = 0;
+  for (const Json& rule : profile["syscalls"]) {
+    EXPECT_FALSE(rule.contains("includes") || rule.contains("excludes")) << rule.dump();
+    for (const Json& name : rule["names"]) names.push_back(name.get<std::string>());
+    if (rule["names"][0] == "clone") {
+      ++clone_rules;
+#if !defined(__s390x__) && !defined(__s390__)
+      EXPECT_EQ(rule["args"][0]["index"], 0) << "s390's clone rule reached another machine";
+#endif
+    }
+  }
+  EXPECT_EQ(clone_rules, 1u);
+  auto has = [&](const char* name) { return std::ranges::find(names, name) != names.end(); };
+#if defined(__x86_64__)
+  EXPECT_TRUE(has("arch_prctl"));
+  EXPECT_FALSE(has("cacheflush"));  // arm only
+#endif
+  EXPECT_TRUE(has("read"));
 }
