@@ -11,29 +11,13 @@
 #include "common/file.hpp"
 #include "common/log.hpp"
 #include "runtime/process_setup.hpp"
+#include "tests/unit/log_capture.hpp"
 
 namespace {
 
 using barge::runtime::resolve_capabilities;
 
-class LogCapture {
- public:
-  LogCapture() {
-    char name[] = "/tmp/barge-caps-log-XXXXXX";
-    int fd = ::mkstemp(name);
-    if (fd >= 0) ::close(fd);
-    path_ = name;
-    barge::log::configure({.file = path_});
-  }
-  ~LogCapture() {
-    barge::log::configure({});
-    ::unlink(path_.c_str());
-  }
-  std::string text() const { return barge::read_file(path_); }
-
- private:
-  std::string path_;
-};
+using barge::testing::LogCapture;
 
 barge::spec::Capabilities every_set(std::vector<std::string> names) {
   barge::spec::Capabilities caps;

@@ -16,6 +16,7 @@
 #include "common/log.hpp"
 #include "runtime/seccomp.hpp"
 #include "runtime/spec.hpp"
+#include "tests/unit/log_capture.hpp"
 
 namespace seccomp = barge::seccomp;
 namespace spec = barge::spec;
@@ -47,25 +48,7 @@ std::string pfc(const Json& seccomp_json) {
   return seccomp::compile(parse_seccomp(seccomp_json)).export_pfc();
 }
 
-// Captures barge::log output in a temp file for the lifetime of the object.
-class LogCapture {
- public:
-  LogCapture() {
-    char name[] = "/tmp/barge-seccomp-log-XXXXXX";
-    int fd = ::mkstemp(name);
-    if (fd >= 0) ::close(fd);
-    path_ = name;
-    barge::log::configure({.file = path_});
-  }
-  ~LogCapture() {
-    barge::log::configure({});
-    ::unlink(path_.c_str());
-  }
-  std::string text() const { return barge::read_file(path_); }
-
- private:
-  std::string path_;
-};
+using barge::testing::LogCapture;
 
 }  // namespace
 
