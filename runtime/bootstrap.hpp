@@ -9,11 +9,14 @@
 //   3 mkfifo exec.fifo; create the cgroup
 //   4 setns pid/time joins, unshare a new time ns
 //     (they apply to children only)
-//   5 clone3(NEWUSER? | NEWPID? | INTO_CGROUP?)  ->  a  PDEATHSIG=KILL; wait for GO
+//   5 clone3(NEWUSER? | NEWPID? | INTO_CGROUP?    ->  a  PDEATHSIG=KILL; wait for GO
+//     | NEWNS|NEWUTS|NEWIPC|NEWNET? when only
+//     pid/time are joined: see clone_flags())
 //   6 write uid/gid maps; join the cgroup
 //     (v1: cgroup.procs); send GO               ->  b  setns joins (user first); unshare the
-//                                                     other new namespaces (mount, uts, ipc,
-//                                                     net, cgroup — after the cgroup join)
+//                                                     other new namespaces (cgroup — after
+//                                                     the cgroup join — and those the clone
+//                                                     did not make)
 //                                                  c  rootfs::prepare: mounts, /dev, then
 //   c' on HOOKS: run prestart + createRuntime    <-     (if hooks) send HOOKS, wait HOOKS_DONE,
 //      hooks; send HOOKS_DONE + state JSON       ->     run createContainer hooks; pivot_root

@@ -135,7 +135,7 @@ void enter_parent_side_namespaces(const Plan& plan) {
 
 pid_t clone_init(const Plan& plan, int cgroup_fd) {
   clone_args args{};
-  args.flags = plan.namespaces.create_flags & (CLONE_NEWUSER | CLONE_NEWPID);
+  args.flags = plan.namespaces.clone_flags();
   args.exit_signal = SIGCHLD;
   if (cgroup_fd >= 0) {
     args.flags |= CLONE_INTO_CGROUP;

@@ -22,8 +22,6 @@
 namespace barge::runtime {
 namespace {
 
-constexpr unsigned long long kCreatedByClone = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWTIME;
-
 void wait_for_go(int sync_fd) {
   auto packet = sync::receive(sync_fd);
   if (!packet) ::_exit(1);  // the parent is gone: nothing to report to
@@ -35,7 +33,8 @@ void enter_namespaces(const NamespacePlan& plan) {
     if (join.clone_flag == CLONE_NEWPID || join.clone_flag == CLONE_NEWTIME) continue;
     join_namespace(join);
   }
-  auto flags = static_cast<int>(plan.create_flags & ~kCreatedByClone);
+  // The time namespace was unshared by the parent before the clone (it applies to children).
+  auto flags = static_cast<int>(plan.create_flags & ~(plan.clone_flags() | CLONE_NEWTIME));
   if (flags != 0 && ::unshare(flags) != 0) throw_errno("unshare namespaces");
 }
 

@@ -31,6 +31,23 @@ bool NamespacePlan::joins_type(int flag) const {
                      [flag](const NamespaceJoin& j) { return j.clone_flag == flag; });
 }
 
+// user and pid (pid only applies to children) always; mount, uts, ipc and network too when
+// nothing but pid or time (entered by the parent before the clone) is joined: a joined user
+// namespace must own them, so they follow the joins then. The kernel memory of namespaces made
+// by clone3 is charged to the caller's cgroup, not to the container's (crun does the same), even
+// with CLONE_INTO_CGROUP. A new cgroup namespace is never made here: its root is its creator's
+// cgroup, so the init unshares it once it is in the container's cgroup (v1: after the parent's
+// cgroup.procs write).
+unsigned long long NamespacePlan::clone_flags() const {
+  constexpr unsigned long long kAlways = CLONE_NEWUSER | CLONE_NEWPID;
+  constexpr unsigned long long kWithoutJoins =
+      CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+  bool only_parent_side_joins = std::all_of(joins.begin(), joins.end(), [](const NamespaceJoin& j) {
+    return j.clone_flag == CLONE_NEWPID || j.clone_flag == CLONE_NEWTIME;
+  });
+  return create_flags & (only_parent_side_joins ? kAlways | kWithoutJoins : kAlways);
+}
+
 NamespacePlan plan_namespaces(const spec::Spec& spec) {
   NamespacePlan plan;
   if (!spec.linux) return plan;

@@ -21,6 +21,8 @@ struct NamespacePlan {
 
   bool creates(unsigned long long flag) const { return (create_flags & flag) != 0; }
   bool joins_type(int flag) const;
+  // The new namespaces the init's clone3 creates; the init unshares the rest (after its joins).
+  unsigned long long clone_flags() const;
 };
 
 // CLONE_NEW* for a runtime-spec namespace type, or 0 if unknown.

@@ -1,5 +1,8 @@
 // Namespaces beyond the defaults: a user namespace with id mappings, joining namespaces by path,
 // time namespace offsets, and --no-pivot. Each check reads what the kernel reports.
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +53,26 @@ std::string field_of_status(int pid, const std::string& field) {
   return "";
 }
 
+// Inode of the user namespace that owns /proc/<pid>/ns/<type> (NS_GET_USERNS), 0 on failure.
+ino_t owning_user_namespace(int pid, const std::string& type) {
+  std::string path = "/proc/" + std::to_string(pid) + "/ns/" + type;
+  int ns = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (ns < 0) return 0;
+  int owner = ::ioctl(ns, NS_GET_USERNS);
+  ::close(ns);
+  if (owner < 0) return 0;
+  struct stat st {};
+  int rc = ::fstat(owner, &st);
+  ::close(owner);
+  return rc == 0 ? st.st_ino : 0;
+}
+
+ino_t namespace_inode(int pid, const std::string& type) {
+  struct stat st {};
+  std::string path = "/proc/" + std::to_string(pid) + "/ns/" + type;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
 class Namespaces : public RuntimeTest {
  protected:
   // A mapped root is "others" to the host's 0700 temp dirs: like runc, it must reach the rootfs.
@@ -74,6 +97,64 @@ TEST_F(Namespaces, UserNamespaceMakesContainerRootAnUnprivilegedHostUid) {
   EXPECT_NE(ns_link(std::to_string(pid), "user"), ns_link("self", "user"));
   EXPECT_EQ(trim(slurp("/proc/" + std::to_string(pid) + "/uid_map")), "0     100000      65536");
   EXPECT_EQ(runtime({"delete", "--force", id}).status, 0);
+  EXPECT_NO_LEFTOVERS(id);
+}
+
+// Every namespace the container creates next to a new user namespace belongs to it (the
+// container's root may administer them), whether made by the clone or unshared later. The
+// cgroup namespace's root is the container's cgroup: it is made after the cgroup join.
+TEST_F(Namespaces, NewNamespacesBelongToTheNewUserNamespace) {
+  std::string id = create_container({"sleep", "60"}, [](Json& c) {
+    add_user_namespace(c);
+    c["linux"]["namespaces"].push_back({{"type", "cgroup"}});
+  });
+  ASSERT_EQ(runtime({"start", id}).status, 0);
+  auto st = state(id);
+  ASSERT_TRUE(st);
+  int pid = (*st)["pid"].get<int>();
+  ino_t userns = namespace_inode(pid, "user");
+  ASSERT_NE(userns, 0u);
+  ASSERT_NE(userns, namespace_inode(::getpid(), "user"));
+  for (const char* type : {"mnt", "net", "uts", "ipc", "cgroup", "pid"}) {
+    EXPECT_NE(namespace_inode(pid, type), namespace_inode(::getpid(), type)) << type;
+    EXPECT_EQ(owning_user_namespace(pid, type), userns) << type;
+  }
+  ProcResult cgroups = runtime({"exec", id, "cat", "/proc/self/cgroup"});
+  ASSERT_EQ(cgroups.status, 0) << cgroups.describe();
+  for (const auto& line : split_lines(cgroups.out)) {
+    std::string path = line.substr(line.find(':', line.find(':') + 1) + 1);
+    EXPECT_EQ(path, "/") << "cgroup namespace root is not the container's cgroup: " << line;
+  }
+  EXPECT_EQ(runtime({"delete", "--force", id}).status, 0);
+  EXPECT_NO_LEFTOVERS(id);
+}
+
+// With the user namespace joined by path, the new ones belong to the joined one. (The pid
+// namespace is joined too: one made by the clone would belong to the host's user namespace, and
+// the joined user namespace's root could not mount its /proc.)
+TEST_F(Namespaces, NewNamespacesBelongToAJoinedUserNamespace) {
+  std::string first = create_container({"sleep", "60"}, add_user_namespace);
+  ASSERT_EQ(runtime({"start", first}).status, 0);
+  auto first_state = state(first);
+  ASSERT_TRUE(first_state);
+  int owner_pid = (*first_state)["pid"].get<int>();
+  std::string owner_proc = "/proc/" + std::to_string(owner_pid);
+  std::string id = create_container({"sleep", "60"}, [&](Json& c) {
+    c["linux"]["namespaces"].push_back({{"type", "user"}, {"path", owner_proc + "/ns/user"}});
+    replace_namespace(c, "pid", owner_proc + "/ns/pid");
+  });
+  ASSERT_EQ(runtime({"start", id}).status, 0);
+  auto st = state(id);
+  ASSERT_TRUE(st);
+  int pid = (*st)["pid"].get<int>();
+  ino_t userns = namespace_inode(owner_pid, "user");
+  EXPECT_EQ(namespace_inode(pid, "user"), userns);
+  for (const char* type : {"mnt", "net", "uts", "ipc"}) {
+    EXPECT_NE(namespace_inode(pid, type), namespace_inode(owner_pid, type)) << type;
+    EXPECT_EQ(owning_user_namespace(pid, type), userns) << type;
+  }
+  EXPECT_EQ(runtime({"delete", "--force", id}).status, 0);
+  EXPECT_EQ(runtime({"delete", "--force", first}).status, 0);
   EXPECT_NO_LEFTOVERS(id);
 }
 
