@@ -86,6 +86,11 @@ TEST(NetworkPorts, ParsesEveryPublishForm) {
   EXPECT_EQ(dynamic[0].host_port, 0);
   EXPECT_EQ(dynamic[0].protocol, Protocol::udp);
 
+  auto zero = parse_publish("0:80");  // host port 0: dynamic too
+  ASSERT_EQ(zero.size(), 1u);
+  EXPECT_EQ(zero[0].host_port, 0);
+  EXPECT_EQ(zero[0].container_port, 80);
+
   auto with_ip = parse_publish("127.0.0.1:9000:90/tcp");
   EXPECT_EQ(to_string(with_ip[0].host_ip), "127.0.0.1");
   EXPECT_EQ(with_ip[0].host_port, 9000);
