@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace barge {
 
@@ -32,6 +33,18 @@ decltype(auto) with_context(std::string_view context, F&& f) {
     return f();
   } catch (const Error& e) {
     throw Error(std::string(context) + ": " + e.what(), e.code());
+  }
+}
+
+// Same, with the context built by make_context() only when f() fails (for loops in the
+// container init, where every allocation lands on pages charged to the container).
+template <typename C, typename F>
+requires std::is_invocable_r_v<std::string, C>
+decltype(auto) with_context(C&& make_context, F&& f) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    throw Error(make_context() + ": " + e.what(), e.code());
   }
 }
 

@@ -10,8 +10,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "common/error.hpp"
@@ -208,13 +206,15 @@ std::string find_executable(const std::string& name, const std::vector<std::stri
     if (!is_executable_file(name)) throw_errno(quoted, EACCES);
     return name;
   }
-  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  std::string_view path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   for (const auto& entry : env)
-    if (entry.rfind("PATH=", 0) == 0) path = entry.substr(5);
-  std::stringstream dirs(path);
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (entry.starts_with("PATH=")) path = std::string_view(entry).substr(5);
+  // Split as getline would: an empty entry is ".", a trailing ':' adds nothing.
+  for (size_t pos = 0; pos < path.size();) {
+    size_t end = std::min(path.find(':', pos), path.size());
+    std::string_view dir = path.substr(pos, end - pos);
+    pos = end + 1;
+    std::string candidate = std::string(dir.empty() ? "." : dir) + "/" + name;
     if (is_executable_file(candidate)) return candidate;
   }
   throw Error("exec: \"" + name + "\": executable file not found in $PATH", ENOENT);
@@ -228,23 +228,42 @@ std::vector<char*> as_argv(std::vector<std::string>& strings) {
   return argv;
 }
 
+namespace {
+
+// The home directory of uid in passwd text, "/" when no entry has one. Fields as getline splits
+// them: a line ending in ':' has no empty last field.
+std::string home_in_passwd(std::string_view passwd, uint32_t uid) {
+  const std::string uid_text = std::to_string(uid);
+  while (!passwd.empty()) {
+    size_t eol = passwd.find('\n');
+    std::string_view line = passwd.substr(0, eol);
+    passwd = eol == std::string_view::npos ? std::string_view{} : passwd.substr(eol + 1);
+    std::string_view fields[6];
+    size_t count = 0;
+    for (size_t pos = 0; count < 6 && pos < line.size();) {
+      size_t end = std::min(line.find(':', pos), line.size());
+      fields[count++] = line.substr(pos, end - pos);
+      pos = end + 1;
+    }
+    if (count == 6 && fields[2] == uid_text) return std::string(fields[5]);
+  }
+  return "/";
+}
+
+}  // namespace
+
+// Reads the container's /etc/passwd without iostreams: this runs in the container init, where
+// every page written (an ifstream's 8 KiB buffer, locale state) is charged to the container.
 std::vector<std::string> with_home(std::vector<std::string> env, uint32_t uid) {
   for (const auto& entry : env)
     if (entry.rfind("HOME=", 0) == 0) return env;
-  std::string home = "/";
-  std::ifstream passwd("/etc/passwd");
-  std::string line;
-  while (std::getline(passwd, line)) {
-    std::vector<std::string> fields;
-    std::stringstream parts(line);
-    std::string field;
-    while (std::getline(parts, field, ':')) fields.push_back(field);
-    if (fields.size() >= 6 && fields[2] == std::to_string(uid)) {
-      home = fields[5];
-      break;
-    }
+  std::string passwd;
+  try {
+    passwd = read_file("/etc/passwd");
+  } catch (const Error&) {
+    // No readable /etc/passwd: HOME=/, as before.
   }
-  env.push_back("HOME=" + home);
+  env.push_back("HOME=" + home_in_passwd(passwd, uid));
   return env;
 }
 

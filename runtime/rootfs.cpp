@@ -41,10 +41,17 @@ unsigned long root_propagation(const spec::Spec& spec) {
 }
 
 // Nothing we mount may reach the host: make every mount a slave (or what the spec asks).
-void set_root_propagation(const spec::Spec& spec) {
+// Returns the flags applied.
+unsigned long set_root_propagation(const spec::Spec& spec) {
   unsigned long flags = root_propagation(spec);
   if (flags == 0) flags = MS_SLAVE | MS_REC;
   if (::mount(nullptr, "/", nullptr, flags, nullptr) < 0) throw_errno("set propagation of /");
+  return flags;
+}
+
+// After a recursive change of / to anything but shared, no mount of ours is shared.
+bool mounts_may_be_shared(unsigned long root_propagation_flags) {
+  return (root_propagation_flags & MS_REC) == 0 || (root_propagation_flags & MS_SHARED) != 0;
 }
 
 bool is_under(const std::string& path, const std::string& mount_point) {
@@ -106,16 +113,6 @@ UniqueFd open_root() {
   return root;
 }
 
-// Nonexistent paths are not an error for masked and read-only paths.
-UniqueFd open_optional(int rootfd, const std::string& path, int flags) {
-  try {
-    return open_in_root(rootfd, path, flags);
-  } catch (const Error& e) {
-    if (e.code() == ENOENT || e.code() == ENOTDIR) return UniqueFd();
-    throw;
-  }
-}
-
 // The container's /dev/null, checked to be the real null device before it hides anything.
 UniqueFd open_dev_null(int rootfd) {
   UniqueFd null = open_in_root(rootfd, "/dev/null", O_PATH | O_NOFOLLOW);
@@ -142,7 +139,7 @@ void mask_directory(int target_fd) {
 // The last component is not followed: a masked path that is a symlink would otherwise hide
 // whatever it points at instead of itself, so symlinks are left as they are.
 void mask_path(int rootfd, const std::string& path, UniqueFd& dev_null) {
-  UniqueFd target = open_optional(rootfd, path, O_PATH | O_NOFOLLOW);
+  UniqueFd target = open_in_root_if_exists(rootfd, path, O_PATH | O_NOFOLLOW);
   if (!target) return;
   struct stat st {};
   if (::fstat(target.get(), &st) < 0) throw_errno("stat");
@@ -160,7 +157,7 @@ void mask_path(int rootfd, const std::string& path, UniqueFd& dev_null) {
 }
 
 void make_path_readonly(int rootfd, const std::string& path) {
-  UniqueFd target = open_optional(rootfd, path, O_PATH);
+  UniqueFd target = open_in_root_if_exists(rootfd, path, O_PATH);
   if (!target) return;
   UniqueFd tree = detail::clone_mount_tree(target.get(), "", true);
   // Recursive, so submounts (binfmt_misc under /proc/sys) cannot be written either.
@@ -181,8 +178,9 @@ void make_root_readonly() {
 
 void prepare(const spec::Spec& spec, const Options& options) {
   const std::string rootfs = rootfs_path(spec, options);
-  set_root_propagation(spec);
-  make_parent_mount_private(rootfs);
+  // (The default, rslave, skips reading mountinfo: in the init every page it allocates is
+  // charged to the container.)
+  if (mounts_may_be_shared(set_root_propagation(spec))) make_parent_mount_private(rootfs);
   if (::mount(rootfs.c_str(), rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
     throw_errno("bind mount rootfs " + rootfs);
   // Opened after the bind so the fd is the root of the new mount, not the directory under it.
@@ -204,13 +202,15 @@ void finalize(const spec::Spec& spec) {
   if (spec.linux) {
     const auto& paths = spec.linux->readonly_paths;
     for (size_t i = 0; i < paths.size(); ++i)
-      with_context("linux.readonlyPaths[" + std::to_string(i) + "] (" + paths[i] + ")",
-                   [&] { make_path_readonly(root.get(), paths[i]); });
+      with_context(
+          [&] { return "linux.readonlyPaths[" + std::to_string(i) + "] (" + paths[i] + ")"; },
+          [&] { make_path_readonly(root.get(), paths[i]); });
     UniqueFd dev_null;
     const auto& masked = spec.linux->masked_paths;
     for (size_t i = 0; i < masked.size(); ++i)
-      with_context("linux.maskedPaths[" + std::to_string(i) + "] (" + masked[i] + ")",
-                   [&] { mask_path(root.get(), masked[i], dev_null); });
+      with_context(
+          [&] { return "linux.maskedPaths[" + std::to_string(i) + "] (" + masked[i] + ")"; },
+          [&] { mask_path(root.get(), masked[i], dev_null); });
   }
   if (spec.root.readonly) make_root_readonly();
   const unsigned long propagation = root_propagation(spec);

@@ -45,6 +45,8 @@ void finalize(const spec::Spec& spec);
 // Opens path (relative to root or absolute-in-container) under rootfd, never escaping it.
 // Falls back to a manual component walk when openat2 is unavailable.
 UniqueFd open_in_root(int rootfd, const std::string& path, int flags, mode_t mode = 0);
+// Same, but an invalid fd (no exception) when the path or one of its directories is missing.
+UniqueFd open_in_root_if_exists(int rootfd, const std::string& path, int flags);
 // mkdir -p under rootfd without following symlinks out of it; returns an O_PATH fd of the
 // final directory (or file when make_file is true: the last component is created as a file).
 UniqueFd mkdir_all_in_root(int rootfd, const std::string& path, bool make_file = false);

@@ -54,8 +54,10 @@ struct MountInfo {
   std::string source;
   std::string super_options;
 };
-std::vector<MountInfo> parse_mountinfo(std::string_view text);
-std::vector<MountInfo> read_mountinfo();
+// Only the mounts of the given filesystem types, unless fs_types is empty.
+std::vector<MountInfo> parse_mountinfo(std::string_view text,
+                                       std::span<const std::string_view> fs_types = {});
+std::vector<MountInfo> read_mountinfo(std::span<const std::string_view> fs_types = {});
 
 // ---- path helpers (safe_path.cpp) ----
 

@@ -139,8 +139,8 @@ std::vector<Hierarchy> host_hierarchies() {
   const std::string base = "/sys/fs/cgroup";
   std::set<std::string> known;
   std::vector<Hierarchy> found;
-  for (const MountInfo& info : read_mountinfo()) {
-    if (info.fs_type != "cgroup" && info.fs_type != "cgroup2") continue;
+  constexpr std::string_view kCgroupTypes[] = {"cgroup", "cgroup2"};
+  for (const MountInfo& info : read_mountinfo(kCgroupTypes)) {
     if (info.mount_point != base && !info.mount_point.starts_with(base + "/")) continue;
     std::erase_if(found, [&](const Hierarchy& h) { return h.mount_point == info.mount_point; });
     Hierarchy h{info.mount_point, info.fs_type, "", info.root};

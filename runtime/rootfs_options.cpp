@@ -158,8 +158,8 @@ std::string unescape_octal(std::string_view field) {
   return out;
 }
 
-std::vector<std::string_view> split_fields(std::string_view line) {
-  std::vector<std::string_view> fields;
+void split_fields(std::string_view line, std::vector<std::string_view>& fields) {
+  fields.clear();
   size_t pos = 0;
   while (pos < line.size()) {
     size_t end = line.find(' ', pos);
@@ -167,7 +167,6 @@ std::vector<std::string_view> split_fields(std::string_view line) {
     if (end > pos) fields.push_back(line.substr(pos, end - pos));
     pos = end + 1;
   }
-  return fields;
 }
 
 int to_int(std::string_view text) {
@@ -234,17 +233,23 @@ bool is_bind_mount(const spec::Mount& mount) {
   return false;
 }
 
-std::vector<MountInfo> parse_mountinfo(std::string_view text) {
+std::vector<MountInfo> parse_mountinfo(std::string_view text,
+                                       std::span<const std::string_view> fs_types) {
   std::vector<MountInfo> mounts;
+  std::vector<std::string_view> fields;
+  fields.reserve(16);
   while (!text.empty()) {
     size_t eol = text.find('\n');
     std::string_view line = text.substr(0, eol);
     text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
-    auto fields = split_fields(line);
+    split_fields(line, fields);
     // id parent major:minor root mount_point options [optional...] - type source super_options
     size_t dash = 6;
     while (dash < fields.size() && fields[dash] != "-") ++dash;
     if (fields.size() < 6 || dash + 2 >= fields.size()) continue;
+    if (!fs_types.empty() &&
+        std::find(fs_types.begin(), fs_types.end(), fields[dash + 1]) == fs_types.end())
+      continue;
     MountInfo info;
     info.id = to_int(fields[0]);
     info.parent = to_int(fields[1]);
@@ -263,8 +268,8 @@ std::vector<MountInfo> parse_mountinfo(std::string_view text) {
   return mounts;
 }
 
-std::vector<MountInfo> read_mountinfo() {
-  return parse_mountinfo(read_file("/proc/self/mountinfo"));
+std::vector<MountInfo> read_mountinfo(std::span<const std::string_view> fs_types) {
+  return parse_mountinfo(read_file("/proc/self/mountinfo"), fs_types);
 }
 
 std::vector<std::string> known_mount_options() {

@@ -154,6 +154,21 @@ UniqueFd open_in_root(int rootfd, const std::string& path, int flags, mode_t mod
                       [&] { return walk_in_root(rootfd, path, flags, mode, Create::nothing); });
 }
 
+UniqueFd open_in_root_if_exists(int rootfd, const std::string& path, int flags) {
+  auto missing = [](int err) { return err == ENOENT || err == ENOTDIR; };
+  if (openat2_usable()) {
+    int fd = openat2_in_root(rootfd, path, flags, 0);
+    if (fd >= 0) return UniqueFd(fd);
+    if (missing(errno)) return UniqueFd();
+  }
+  try {
+    return open_in_root(rootfd, path, flags);
+  } catch (const Error& e) {
+    if (missing(e.code())) return UniqueFd();
+    throw;
+  }
+}
+
 UniqueFd mkdir_all_in_root(int rootfd, const std::string& path, bool make_file) {
   if (openat2_usable()) {
     int fd = openat2_in_root(rootfd, path, O_PATH, 0);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -149,6 +150,59 @@ TEST_F(Isolation, EnvAndCwd) {
   });
   ASSERT_EQ(r.status, 0) << r.describe();
   EXPECT_EQ(r.out, "foo value\nbar\n/tmp\n");
+}
+
+// Without HOME in process.env the init takes it from the container's /etc/passwd entry of
+// process.user.uid ("/" without one); a configured HOME stays.
+TEST_F(Isolation, HomeFromTheContainersPasswd) {
+  struct Case {
+    int uid;
+    bool set_home;
+    std::string want;
+  };
+  const std::vector<Case> cases{{0, false, "/root"},
+                                {65534, false, "/nonexistent"},
+                                {1234, false, "/home/app"},
+                                {4321, false, "/"},
+                                {1234, true, "/custom"}};
+  for (const Case& c : cases) {
+    std::string id = new_id();
+    Bundle bundle = make_bundle(id, {"sh", "-c", "echo \"$HOME\""}, [&](Json& config) {
+      config["process"]["user"] = {{"uid", c.uid}, {"gid", c.uid}};
+      if (c.set_home) config["process"]["env"].push_back("HOME=/custom");
+    });
+    {
+      // An entry whose last field (the shell) is empty.
+      std::ofstream passwd(bundle.rootfs() + "/etc/passwd", std::ios::app);
+      passwd << "app:x:1234:1234:an app:/home/app:\n";
+    }
+    ProcResult r = runtime({"run", "--bundle", bundle.dir, id});
+    ASSERT_EQ(r.status, 0) << r.describe();
+    EXPECT_EQ(trim(r.out), c.want) << "uid " << c.uid;
+  }
+}
+
+// process.args[0] without a slash is looked up in the PATH of process.env, entries in order (a
+// trailing ':' adds nothing); none found fails the create with runc's wording.
+TEST_F(Isolation, ExecutableLookupInPath) {
+  std::string id = new_id();
+  Bundle bundle = make_bundle(
+      id, {"tool"}, [](Json& c) { c["process"]["env"] = {"PATH=/nonexistent:/opt/b:/opt/a:"}; });
+  for (const char* dir : {"a", "b"}) {
+    std::string tool = bundle.rootfs() + "/opt/" + dir + "/tool";
+    std::filesystem::create_directories(bundle.rootfs() + "/opt/" + dir);
+    std::ofstream(tool) << "#!/bin/sh\necho from-" << dir << "\n";
+    std::filesystem::permissions(tool, std::filesystem::perms(0755));
+  }
+  ProcResult r = runtime({"run", "--bundle", bundle.dir, id});
+  ASSERT_EQ(r.status, 0) << r.describe();
+  EXPECT_EQ(r.out, "from-b\n");
+
+  auto missing = run_container({"sh", "-c", "true"},
+                               [](Json& c) { c["process"]["env"] = {"PATH=/nonexistent:"}; });
+  EXPECT_NE(missing.status, 0);
+  EXPECT_NE(missing.err.find("executable file not found in $PATH"), std::string::npos)
+      << missing.describe();
 }
 
 TEST_F(Isolation, UserAndAdditionalGids) {
