@@ -3,6 +3,7 @@
 #include "cgroups/cgroup.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -168,11 +169,30 @@ void Cgroup::add_process(pid_t pid) const {
   for (const auto& dir : all_dirs()) fs::write(dir + "/cgroup.procs", pid_text);
 }
 
-UniqueFd Cgroup::unified_dir_fd() const {
-  if (layout_ != Layout::unified) return UniqueFd();
-  int fd = ::open(unified_dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw_errno("open " + unified_dir_);
-  return UniqueFd(fd);
+void Cgroup::add_process_unified(pid_t pid) const {
+  if (!unified_dir_.empty()) fs::write(unified_dir_ + "/cgroup.procs", std::to_string(pid));
+}
+
+JoinHandles Cgroup::open_join_handles() const {
+  JoinHandles handles;
+  if (!unified_dir_.empty()) {
+    handles.unified_dir = UniqueFd(::open(unified_dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!handles.unified_dir) throw_errno("open " + unified_dir_);
+  }
+  handles.v1_tasks.reserve(v1_dirs_.size());
+  for (const auto& v1 : v1_dirs_) {
+    std::string tasks = v1.dir + "/tasks";
+    UniqueFd fd(::open(tasks.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) throw_errno("open " + tasks);
+    handles.v1_tasks.push_back({std::move(fd), std::move(tasks)});
+  }
+  return handles;
+}
+
+void JoinHandles::join_self() const {
+  for (const auto& tasks : v1_tasks)
+    if (::write(tasks.fd.get(), "0", 1) != 1)
+      throw_errno("join the container's cgroup: " + tasks.path);
 }
 
 std::vector<pid_t> Cgroup::processes() const {

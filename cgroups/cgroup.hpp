@@ -56,6 +56,23 @@ class OomNotifier {
   uint64_t last_oom_kills_ = 0;  // v2
 };
 
+// How a new process enters a container's cgroup without its parent writing the new pid to a
+// v1 cgroup.procs, which waits for an RCU grace period (7-15 ms on the test VM): clone3 puts it
+// into the cgroup2 directory (CLONE_INTO_CGROUP), and the process itself writes "0" to each v1
+// hierarchy's tasks file (a single-threaded task moving itself skips the kernel's global
+// threadgroup lock). Both files are opened by the parent, so their permission checks are its.
+struct JoinHandles {
+  struct TasksFile {
+    UniqueFd fd;  // O_WRONLY
+    std::string path;
+  };
+  UniqueFd unified_dir;             // O_PATH; invalid when the host has no cgroup2 tree
+  std::vector<TasksFile> v1_tasks;  // one per v1 hierarchy
+
+  // Call in the new process while it is still single-threaded.
+  void join_self() const;
+};
+
 class Cgroup {
  public:
   // mkdir -p the path in every hierarchy (v1: each mounted controller hierarchy including
@@ -68,9 +85,10 @@ class Cgroup {
   const std::string& path() const { return path_; }
   // Moves pid into the cgroup in every hierarchy.
   void add_process(pid_t pid) const;
-  // An O_PATH|O_DIRECTORY fd of the v2 directory for clone3(CLONE_INTO_CGROUP); invalid on
-  // hosts where the container's controllers live in v1.
-  UniqueFd unified_dir_fd() const;
+  // Moves pid into the cgroup2 tree only (for a clone that could not use CLONE_INTO_CGROUP).
+  void add_process_unified(pid_t pid) const;
+  // See JoinHandles: opened once per new process, before its clone.
+  JoinHandles open_join_handles() const;
   // Every pid in the cgroup (and its sub-cgroups), from cgroup.procs.
   std::vector<pid_t> processes() const;
   // Sends sig to every process (cgroup.kill for SIGKILL on v2 when present).

@@ -4,19 +4,22 @@
 //   ---------------------                         ---------------------------------
 //   1 parse + validate config.json; open the
 //     namespace paths to join; resolve caps,
-//     cgroup path (nothing created yet)
+//     cgroup path; seccomp program (compiled,
+//     or from --root/@seccomp-cache)
 //   2 claim --root/<id> (mkdir = id claim, flock)
-//   3 mkfifo exec.fifo; create the cgroup
+//   3 mkfifo exec.fifo; create the cgroup; open
+//     its v1 tasks files (cgroups::JoinHandles)
 //   4 setns pid/time joins, unshare a new time ns
 //     (they apply to children only)
 //   5 clone3(NEWUSER? | NEWPID? | INTO_CGROUP?    ->  a  PDEATHSIG=KILL; wait for GO
 //     | NEWNS|NEWUTS|NEWIPC|NEWNET? when only
 //     pid/time are joined: see clone_flags())
-//   6 write uid/gid maps; join the cgroup
-//     (v1: cgroup.procs); send GO               ->  b  setns joins (user first); unshare the
-//                                                     other new namespaces (cgroup — after
-//                                                     the cgroup join — and those the clone
-//                                                     did not make)
+//   6 write uid/gid maps; send GO               ->  b  join the v1 cgroups ("0" to each tasks
+//                                                     fd: a parent writing the pid would wait
+//                                                     for an RCU grace period); setns joins
+//                                                     (user first); unshare the other new
+//                                                     namespaces (cgroup — after the cgroup
+//                                                     join — and those the clone did not make)
 //                                                  c  rootfs::prepare: mounts, /dev, then
 //   c' on HOOKS: run prestart + createRuntime    <-     (if hooks) send HOOKS, wait HOOKS_DONE,
 //      hooks; send HOOKS_DONE + state JSON       ->     run createContainer hooks; pivot_root
@@ -39,6 +42,7 @@
 
 #include <string>
 
+#include "cgroups/cgroup.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/process_setup.hpp"
 #include "runtime/rootfs.hpp"
@@ -53,6 +57,7 @@ struct InitContext {
   rootfs::Options rootfs;
   CapabilitySets capabilities;
   const seccomp::Filter* seccomp = nullptr;
+  const cgroups::JoinHandles* cgroup_join = nullptr;
   int sync_fd = -1;       // the child's end of the socketpair
   int exec_fifo_fd = -1;  // O_PATH fd of exec.fifo; -1 for exec (no fifo)
   int preserve_fds = 0;

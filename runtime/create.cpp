@@ -59,7 +59,7 @@ void check_process(const spec::Spec& spec, const CreateOptions& options) {
     throw Error("linux.netDevices: moving host network devices is not supported yet");
 }
 
-Plan make_plan(const std::string& id, const CreateOptions& options) {
+Plan make_plan(const GlobalOptions& global, const std::string& id, const CreateOptions& options) {
   Plan plan;
   plan.bundle = absolute_path(options.bundle, "bundle");
   plan.spec = spec::load_bundle_config(plan.bundle);
@@ -74,7 +74,9 @@ Plan make_plan(const std::string& id, const CreateOptions& options) {
   plan.rootfs = absolute_path(root.front() == '/' ? root : plan.bundle + "/" + root, "root.path");
   plan.capabilities = resolve_capabilities(plan.spec.process->capabilities);
   plan.cgroup_path = cgroups::resolve_path(plan.spec.linux->cgroups_path, id);
-  if (plan.spec.linux->seccomp) plan.seccomp = seccomp::compile(*plan.spec.linux->seccomp);
+  if (plan.spec.linux->seccomp)
+    plan.seccomp =
+        seccomp::compile_cached(*plan.spec.linux->seccomp, seccomp_cache_dir(global.root));
   return plan;
 }
 
@@ -133,7 +135,8 @@ void enter_parent_side_namespaces(const Plan& plan) {
     with_context("linux.timeOffsets", [&] { write_file("/proc/self/timens_offsets", offsets); });
 }
 
-pid_t clone_init(const Plan& plan, int cgroup_fd) {
+// placed: the clone put the child into the cgroup2 tree (false after falling back to clone).
+pid_t clone_init(const Plan& plan, int cgroup_fd, bool& placed) {
   clone_args args{};
   args.flags = plan.namespaces.clone_flags();
   args.exit_signal = SIGCHLD;
@@ -142,9 +145,11 @@ pid_t clone_init(const Plan& plan, int cgroup_fd) {
     args.cgroup = static_cast<uint64_t>(cgroup_fd);
   }
   long pid = sys::clone3(&args);
+  placed = cgroup_fd >= 0;
   if (pid < 0 && errno == ENOSYS) {
     pid = ::syscall(SYS_clone, (args.flags & ~CLONE_INTO_CGROUP) | SIGCHLD, nullptr, nullptr,
                     nullptr, nullptr);
+    placed = false;
   }
   if (pid < 0) throw_errno("clone container init");
   return static_cast<pid_t>(pid);
@@ -244,7 +249,7 @@ ContainerState initial_state(const std::string& id, const Plan& plan) {
 CreatedContainer create_container(const GlobalOptions& global, const std::string& id,
                                   const CreateOptions& options) {
   validate_id(id);
-  Plan plan = make_plan(id, options);
+  Plan plan = make_plan(global, id, options);
   StateDir dir = StateDir::claim(global.root, id);
   Rollback rollback(dir);
   // Saved before anything else exists, so a delete after a crashed create finds the cgroup.
@@ -255,7 +260,7 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   auto cgroup = cgroups::Cgroup::create(plan.cgroup_path);
   rollback.track_cgroup(cgroup);
   if (plan.spec.linux->resources) cgroup.apply_resources(resources_with_devices(*plan.spec.linux));
-  UniqueFd cgroup_fd = cgroup.unified_dir_fd();
+  cgroups::JoinHandles cgroup_join = cgroup.open_join_handles();
 
   UniqueFd console;
   if (plan.spec.process->terminal) {
@@ -279,6 +284,7 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   for (const auto& [index, tree] : idmapped_trees)
     context.rootfs.idmapped_trees[index] = tree.get();
   context.capabilities = plan.capabilities;
+  context.cgroup_join = &cgroup_join;
   context.sync_fd = child_end.get();
   context.exec_fifo_fd = exec_fifo.get();
   context.preserve_fds = options.preserve_fds;
@@ -288,7 +294,8 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
   context.new_session_keyring = !options.no_new_keyring;
 
   enter_parent_side_namespaces(plan);
-  pid_t pid = clone_init(plan, cgroup_fd.get());
+  bool placed_by_clone = false;
+  pid_t pid = clone_init(plan, cgroup_join.unified_dir.get(), placed_by_clone);
   if (pid == 0) {
     parent_end.reset();
     // The flock lives on the open file description we share: holding it would block start.
@@ -300,8 +307,8 @@ CreatedContainer create_container(const GlobalOptions& global, const std::string
 
   if (plan.namespaces.creates(CLONE_NEWUSER))
     write_id_maps(pid, plan.spec.linux->uid_mappings, plan.spec.linux->gid_mappings, "linux");
-  if (!cgroup_fd) cgroup.add_process(pid);
-  sync::send(parent_end.get(), sync::Message::go);
+  if (!placed_by_clone) cgroup.add_process_unified(pid);
+  sync::send(parent_end.get(), sync::Message::go);  // the init joins the v1 hierarchies itself
   wait_until_ready(parent_end.get(), pid, plan.spec, state);
 
   state.pid = pid;

@@ -141,6 +141,7 @@ std::vector<NamespaceJoin> open_init_namespaces(const spec::Spec& config,
 
 struct ExecChild {
   const ExecPlan* plan;
+  const cgroups::JoinHandles* cgroup_join;
   int sync_fd;
   int console_fd;
   int preserve_fds;
@@ -157,6 +158,7 @@ struct ExecChild {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     auto go = sync::receive(child.sync_fd);
     if (!go) ::_exit(1);
+    child.cgroup_join->join_self();
     const ExecPlan& plan = *child.plan;
     for (const auto& join : plan.joins)
       if (join.clone_flag != CLONE_NEWPID && join.clone_flag != CLONE_NEWTIME) join_namespace(join);
@@ -187,16 +189,15 @@ struct ExecChild {
   }
 }
 
-pid_t clone_exec_child(const ExecPlan& plan, const cgroups::Cgroup& cgroup, const ExecChild& child,
-                       int parent_end) {
+pid_t clone_exec_child(const ExecPlan& plan, const ExecChild& child, int parent_end) {
   for (const auto& join : plan.joins)
     if (join.clone_flag == CLONE_NEWPID || join.clone_flag == CLONE_NEWTIME) join_namespace(join);
-  UniqueFd cgroup_fd = cgroup.unified_dir_fd();
+  const cgroups::JoinHandles& cgroup_join = *child.cgroup_join;
   clone_args args{};
   args.exit_signal = SIGCHLD;
-  if (cgroup_fd) {
+  if (cgroup_join.unified_dir) {
     args.flags = CLONE_INTO_CGROUP;
-    args.cgroup = static_cast<uint64_t>(cgroup_fd.get());
+    args.cgroup = static_cast<uint64_t>(cgroup_join.unified_dir.get());
   }
   long pid = sys::clone3(&args);
   if (pid < 0) throw_errno("clone exec process");
@@ -204,7 +205,6 @@ pid_t clone_exec_child(const ExecPlan& plan, const cgroups::Cgroup& cgroup, cons
     ::close(parent_end);
     run_exec_child(child);
   }
-  if (!cgroup_fd) cgroup.add_process(static_cast<pid_t>(pid));
   return static_cast<pid_t>(pid);
 }
 
@@ -236,7 +236,7 @@ int exec(const GlobalOptions& global, const std::string& id, const ExecOptions& 
   lsm::require_support(plan.process, "");
   plan.personality = config.linux->personality;
   if (config.linux->seccomp) {
-    plan.seccomp = seccomp::compile(*config.linux->seccomp);
+    plan.seccomp = seccomp::compile_cached(*config.linux->seccomp, seccomp_cache_dir(global.root));
     // The notify listener belongs to the container's init; exec'd processes get no agent.
     if (plan.seccomp->has_listener())
       throw Error("exec: containers with SCMP_ACT_NOTIFY seccomp rules are not supported yet");
@@ -262,8 +262,9 @@ int exec(const GlobalOptions& global, const std::string& id, const ExecOptions& 
   if (plan.process.exec_cpu_affinity)
     apply_cpu_affinity(plan.process.exec_cpu_affinity->initial, "process.execCPUAffinity.initial");
   auto [parent_end, child_end] = sync::make_pair();
-  ExecChild child{&plan, child_end.get(), console.get(), options.preserve_fds};
-  pid_t pid = clone_exec_child(plan, cgroup, child, parent_end.get());
+  cgroups::JoinHandles cgroup_join = cgroup.open_join_handles();
+  ExecChild child{&plan, &cgroup_join, child_end.get(), console.get(), options.preserve_fds};
+  pid_t pid = clone_exec_child(plan, child, parent_end.get());
   child_end.reset();
   console.reset();
   sync::send(parent_end.get(), sync::Message::go);

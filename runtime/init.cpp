@@ -148,6 +148,7 @@ void run_container_init(const InitContext& ctx) noexcept {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);  // `run` blocks signals it forwards
     wait_for_go(ctx.sync_fd);
+    ctx.cgroup_join->join_self();
     InitSetup setup = set_up_container(ctx);
     ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     sync::send(ctx.sync_fd, sync::Message::ready);

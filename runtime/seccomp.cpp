@@ -21,6 +21,7 @@
 
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "runtime/seccomp_cache.hpp"
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
@@ -193,7 +194,7 @@ bool init_needs_after_load(const std::string& name) {
 }
 
 void add_syscall_rules(scmp_filter_ctx ctx, const spec::SeccompSyscall& rule, uint32_t default_act,
-                       const std::string& path) {
+                       const std::string& path, std::vector<std::string>& warnings) {
   uint32_t action = action_value(rule.action, rule.errno_ret, path + ".action", path + ".errnoRet");
   std::vector<scmp_arg_cmp> conds = conditions(rule.args, path);
   for (size_t j = 0; j < rule.names.size(); ++j) {
@@ -203,7 +204,8 @@ void add_syscall_rules(scmp_filter_ctx ctx, const spec::SeccompSyscall& rule, ui
       throw Error(name_path + ": SCMP_ACT_NOTIFY cannot be used for " + quoted(name));
     int nr = seccomp_syscall_resolve_name(name.c_str());
     if (nr == __NR_SCMP_ERROR) {
-      log::warn(name_path + ": unknown syscall " + quoted(name) + " skipped");
+      warnings.push_back(name_path + ": unknown syscall " + quoted(name) + " skipped");
+      log::warn(warnings.back());
       continue;
     }
     // libseccomp refuses rules that repeat the default action; they change nothing.
@@ -454,7 +456,8 @@ Filter compile(const spec::Seccomp& config) {
   if (count_names(config) > kOptimizeAboveSyscalls)
     seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
   for (size_t i = 0; i < config.syscalls.size(); ++i)
-    add_syscall_rules(ctx, config.syscalls[i], default_act, indexed("linux.seccomp.syscalls", i));
+    add_syscall_rules(ctx, config.syscalls[i], default_act, indexed("linux.seccomp.syscalls", i),
+                      filter.rule_warnings_);
 
   bool deny_by_default = !allows_unknown_syscalls(config.default_action);
   if (deny_by_default && !profile_names(config, "clone3"))
@@ -472,6 +475,22 @@ Filter compile(const spec::Seccomp& config) {
   if (filter.program_.size() > BPF_MAXINSNS)
     throw Error("linux.seccomp: the filter has " + std::to_string(filter.program_.size()) +
                 " instructions, more than the kernel's limit of " + std::to_string(BPF_MAXINSNS));
+  return filter;
+}
+
+Filter compile_cached(const spec::Seccomp& config, const std::string& cache_dir) {
+  std::string key = cache::key(config);
+  if (key.empty()) return compile(config);
+  if (auto entry = cache::read(cache_dir, key)) {
+    for (const auto& warning : entry->warnings) log::warn(warning);
+    Filter filter;
+    filter.flags_ = filter_flags(config, needs_listener(config));
+    filter.program_ = std::move(entry->program);
+    filter.rule_warnings_ = std::move(entry->warnings);
+    return filter;
+  }
+  Filter filter = compile(config);
+  cache::write(cache_dir, key, {filter.program(), filter.rule_warnings()});
   return filter;
 }
 

@@ -110,12 +110,20 @@ std::optional<unsigned long long> process_start_time(pid_t pid) {
   return std::stoull(std::string(rest.substr(0, rest.find(' '))));
 }
 
+bool is_valid_id(std::string_view id) {
+  return !id.empty() && id != "." && id != ".." && id.size() <= 1024 &&
+         std::all_of(id.begin(), id.end(), [](unsigned char c) {
+           return std::isalnum(c) || c == '_' || c == '+' || c == '-' || c == '.';
+         });
+}
+
 void validate_id(const std::string& id) {
-  bool ok = !id.empty() && id != "." && id != ".." && id.size() <= 1024 &&
-            std::all_of(id.begin(), id.end(), [](unsigned char c) {
-              return std::isalnum(c) || c == '_' || c == '+' || c == '-' || c == '.';
-            });
-  if (!ok) throw Error("invalid container id \"" + id + "\": use letters, digits, _ + - .");
+  if (!is_valid_id(id))
+    throw Error("invalid container id \"" + id + "\": use letters, digits, _ + - .");
+}
+
+std::string seccomp_cache_dir(const std::string& root) {
+  return root + "/@seccomp-cache";
 }
 
 StateDir StateDir::claim(const std::string& root, const std::string& id) {
@@ -184,7 +192,7 @@ std::vector<std::string> list_ids(const std::string& root) {
   }
   while (dirent* entry = ::readdir(dir)) {
     std::string name = entry->d_name;
-    if (name == "." || name == ".." || entry->d_type != DT_DIR) continue;
+    if (!is_valid_id(name) || entry->d_type != DT_DIR) continue;  // e.g. @seccomp-cache
     ids.push_back(name);
   }
   ::closedir(dir);

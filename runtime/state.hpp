@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/fd.hpp"
@@ -70,5 +71,10 @@ class StateDir {
 std::vector<std::string> list_ids(const std::string& root);
 // runc's rule: [\w+-\.]+ and not "." or "..".
 void validate_id(const std::string& id);
+bool is_valid_id(std::string_view id);
+
+// Compiled seccomp programs (seccomp::compile_cached), kept beside the containers: a name no
+// container id can have, so list skips it.
+std::string seccomp_cache_dir(const std::string& root);
 
 }  // namespace barge::runtime

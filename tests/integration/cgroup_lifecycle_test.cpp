@@ -193,7 +193,9 @@ TEST_F(CgroupHost, CreateAddProcessSignalAndDestroy) {
   EXPECT_EQ(checked, layout.v1.size() + (layout.unified ? 1 : 0));
   EXPECT_EQ(cgroup.processes(), std::vector<pid_t>{child.pid()});
   EXPECT_EQ(Cgroup::open(path).processes(), std::vector<pid_t>{child.pid()});
-  EXPECT_EQ(cgroup.unified_dir_fd().valid(), layout.layout == Layout::unified);
+  auto handles = cgroup.open_join_handles();
+  EXPECT_EQ(handles.unified_dir.valid(), layout.unified.has_value());
+  EXPECT_EQ(handles.v1_tasks.size(), layout.v1.size());
 
   cgroup.signal_all(SIGKILL);
   int status = child.wait();
@@ -388,7 +390,7 @@ std::string run_v2_scenario(const std::string& mount_point, const std::string& p
   Cgroup cgroup = detail::CgroupAccess::create(layout, path);
   std::string dir = mount_point + path;
   if (!is_dir(dir)) return "no dir " + dir;
-  if (!cgroup.unified_dir_fd().valid()) return "no unified dir fd";
+  if (!cgroup.open_join_handles().unified_dir.valid()) return "no unified dir fd";
 
   Child spinner(spin_forever);
   cgroup.add_process(spinner.pid());

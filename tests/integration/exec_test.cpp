@@ -44,6 +44,8 @@ TEST_F(Exec, JoinsEveryNamespaceAndTheCgroupOfTheContainer) {
   EXPECT_TRUE(process_alive(std::stoi(exec_pid))) << "detached exec died with barge";
   std::string cgroups = slurp("/proc/" + exec_pid + "/cgroup");
   EXPECT_NE(cgroups.find(":memory:/" + cgroup_rel(id)), std::string::npos) << cgroups;
+  for (const auto& line : split_lines(cgroups))  // every v1 hierarchy and the cgroup2 tree
+    EXPECT_TRUE(line.ends_with(":/" + cgroup_rel(id))) << line;
   EXPECT_EQ(runtime({"delete", "--force", id}).status, 0);
   EXPECT_FALSE(process_alive(std::stoi(exec_pid)));
   EXPECT_NO_LEFTOVERS(id);

@@ -301,6 +301,9 @@ TEST_F(Isolation, PlacedInConfiguredCgroup) {
                                       << slurp("/proc/" + std::to_string(pid) + "/cgroup");
     }
   }
+  // Every hierarchy, v1 (joined by the init itself) and cgroup2 (joined by the clone).
+  for (const auto& line : split_lines(slurp("/proc/" + std::to_string(pid) + "/cgroup")))
+    EXPECT_TRUE(line.ends_with(":" + want)) << line;
   auto procs = split_words(slurp("/sys/fs/cgroup/pids/" + cgroup_rel(id) + "/cgroup.procs"));
   EXPECT_NE(std::find(procs.begin(), procs.end(), std::to_string(pid)), procs.end());
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "common/file.hpp"
 #include "common/log.hpp"
 #include "runtime/seccomp.hpp"
+#include "runtime/seccomp_cache.hpp"
 #include "runtime/spec.hpp"
 #include "tests/unit/log_capture.hpp"
 
@@ -336,4 +338,98 @@ TEST(SeccompDefaultProfile, DataFileRulesAreFilteredForThisMachine) {
   EXPECT_FALSE(has("cacheflush"));  // arm only
 #endif
   EXPECT_TRUE(has("read"));
+}
+
+// ---- compile_cached --------------------------------------------------------------------------
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char name[] = "/tmp/barge-seccomp-cache-XXXXXX";
+    path = ::mkdtemp(name);
+  }
+  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
+  std::string cache() const { return path + "/cache"; }
+};
+
+bool same_program(const seccomp::Filter& a, const seccomp::Filter& b) {
+  return a.program().size() == b.program().size() &&
+         std::memcmp(a.program().data(), b.program().data(),
+                     a.program().size() * sizeof(sock_filter)) == 0;
+}
+
+}  // namespace
+
+TEST(SeccompCache, HitGivesTheProgramCompileGivesAndReplaysWarnings) {
+  TempDir dir;
+  Json rules = allow_default(
+      {{{"names", {"mkdir", "no_such_syscall"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 42}}});
+  rules["flags"] = {"SECCOMP_FILTER_FLAG_LOG"};
+  spec::Seccomp config = parse_seccomp(rules);
+  seccomp::Filter fresh = seccomp::compile(config);
+
+  seccomp::Filter miss = seccomp::compile_cached(config, dir.cache());
+  EXPECT_NO_THROW(miss.export_pfc());  // compiled by libseccomp
+  std::string key = seccomp::cache::key(config);
+  ASSERT_FALSE(key.empty()) << "barge is linked without a build id";
+  ASSERT_TRUE(barge::path_exists(dir.cache() + "/" + key));
+
+  LogCapture log;
+  seccomp::Filter hit = seccomp::compile_cached(config, dir.cache());
+  EXPECT_THROW(hit.export_pfc(), barge::Error);  // no libseccomp context: it came from the cache
+  EXPECT_TRUE(same_program(hit, fresh));
+  EXPECT_EQ(hit.flags(), fresh.flags());
+  EXPECT_EQ(hit.rule_warnings(), fresh.rule_warnings());
+  EXPECT_NE(log.text().find("linux.seccomp.syscalls[0].names[1]: unknown syscall "),
+            std::string::npos)
+      << log.text();
+}
+
+TEST(SeccompCache, KeyChangesWithEveryRuleField) {
+  Json base = allow_default({{{"names", {"mkdir"}},
+                              {"action", "SCMP_ACT_ERRNO"},
+                              {"errnoRet", 42},
+                              {"args", {{{"index", 1}, {"value", 2}, {"op", "SCMP_CMP_EQ"}}}}}});
+  std::string key = seccomp::cache::key(parse_seccomp(base));
+  std::vector<Json> variants(7, base);
+  variants[0]["defaultAction"] = "SCMP_ACT_LOG";
+  variants[1]["syscalls"][0]["names"] = {"rmdir"};
+  variants[2]["syscalls"][0]["errnoRet"] = 43;
+  variants[3]["syscalls"][0]["action"] = "SCMP_ACT_KILL";
+  variants[4]["syscalls"][0]["args"][0]["value"] = 3;
+  variants[5]["syscalls"][0]["args"][0]["op"] = "SCMP_CMP_NE";
+  variants[6]["architectures"] = {"SCMP_ARCH_X86_64"};
+  for (size_t i = 0; i < variants.size(); ++i)
+    EXPECT_NE(seccomp::cache::key(parse_seccomp(variants[i])), key) << i;
+  EXPECT_EQ(seccomp::cache::key(parse_seccomp(base)), key);
+}
+
+TEST(SeccompCache, MalformedEntriesAreIgnoredAndRecompiled) {
+  seccomp::cache::Entry entry{{{BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW}}, {"a warning"}};
+  std::string data = seccomp::cache::encode(entry);
+  auto decoded = seccomp::cache::decode(data);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->warnings, entry.warnings);
+  ASSERT_EQ(decoded->program.size(), 1u);
+  EXPECT_EQ(decoded->program[0].k, static_cast<uint32_t>(SECCOMP_RET_ALLOW));
+  EXPECT_FALSE(seccomp::cache::decode(data.substr(0, data.size() - 1)));  // truncated
+  EXPECT_FALSE(seccomp::cache::decode(data + "x"));                       // trailing bytes
+  EXPECT_FALSE(seccomp::cache::decode("not a cache file"));
+
+  TempDir dir;
+  spec::Seccomp config = parse_seccomp(
+      allow_default({{{"names", {"mkdir"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 42}}}));
+  barge::make_dirs(dir.cache());
+  barge::write_file(dir.cache() + "/" + seccomp::cache::key(config), data.substr(0, 30));
+  seccomp::Filter filter = seccomp::compile_cached(config, dir.cache());
+  EXPECT_TRUE(same_program(filter, seccomp::compile(config)));
+}
+
+TEST(SeccompCache, AnUnwritableCacheOnlyCostsTime) {
+  spec::Seccomp config = parse_seccomp(
+      allow_default({{{"names", {"mkdir"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 42}}}));
+  seccomp::Filter filter = seccomp::compile_cached(config, "/proc/no-such-dir/cache");
+  EXPECT_TRUE(same_program(filter, seccomp::compile(config)));
 }
