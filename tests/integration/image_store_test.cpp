@@ -174,6 +174,47 @@ TEST_F(ImageStoreTest, CorruptBlobIsRejectedNamingItsDigestAndNothingIsRecorded)
   expect_store_empty(store_);
 }
 
+TEST_F(ImageStoreTest, LayoutWithTwoImagesIsImportedWholeOrNotAtAll) {
+  std::string both = make_image("two-images", "--name a:1");
+  std::string second = make_image("second", "--name b:1 --user nobody");
+  ASSERT_EQ(sh("cp -n " + second + "/blobs/sha256/* " + both +
+               "/blobs/sha256/ && jq -c "
+               "--slurpfile b " +
+               second + "/index.json '.manifests += $b[0].manifests' " + both + "/index.json > " +
+               both + "/i && mv " + both + "/i " + both + "/index.json")
+                .status,
+            0);
+  std::string intact = dir_ + "/two-images-intact";
+  ASSERT_EQ(sh("cp -a " + both + " " + intact).status, 0);
+  // The second image's config is a blob only that image has.
+  auto trim = [](std::string text) {
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    return text;
+  };
+  std::string manifest = trim(sh("jq -r '.manifests[0].digest' " + second + "/index.json").out);
+  std::string config =
+      trim(sh("jq -r .config.digest " + second + "/blobs/sha256/" + manifest.substr(7)).out);
+  ASSERT_EQ(config.size(), 71u) << config;
+  ASSERT_EQ(sh("printf 'X' | dd of=" + both + "/blobs/sha256/" + config.substr(7) +
+               " bs=1 seek=1 conv=notrunc status=none")
+                .status,
+            0);
+  Result r = barge("import " + both);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find(config), std::string::npos) << r.out;
+  EXPECT_TRUE(images().empty()) << "the first image was kept";
+  expect_store_empty(store_);
+
+  // Control: intact, the same layout gives both images.
+  r = barge("import " + intact);
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::vector<std::string> names;
+  for (const auto& image : images())
+    for (const auto& n : image["names"]) names.push_back(n);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"a:1", "b:1"}));
+}
+
 TEST_F(ImageStoreTest, TruncatedTarOfALayoutIsRejectedAndNothingIsImported) {
   std::string path = make_image("oci.tar", "--tar --name t:1");
   struct stat st {};
