@@ -26,7 +26,7 @@ packages=(
   runc crun jq hyperfine util-linux                     # oracle runtime, benchmarks
   libarchive-dev nettle-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev  # images: static libarchive + nettle, codecs
   zstd python3 umoci iproute2                           # image test builders, oracle, netns tests
-  containerd podman conmon golang-github-containers-common  # client proof suites (issue 7)
+  containerd podman conmon catatonit golang-github-containers-common  # client proof suites (issue 7)
   clang libclang-rt-14-dev                              # libFuzzer target over the config parser
   libmnl-dev iptables                                   # network/: netlink (veth, addresses, routes), port publishing
   apparmor                                              # apparmor_parser: the AppArmor test in the VM

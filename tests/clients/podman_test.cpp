@@ -477,6 +477,17 @@ TEST_F(Podman, MemoryLimitAndOomKill) {
   EXPECT_EQ(inspect("memory", "{{.State.Status}}"), "running");
 }
 
+TEST_F(Podman, InitIsPid1AndPassesTheExitCodeOn) {
+  ASSERT_EQ(access("/usr/libexec/podman/catatonit", X_OK), 0)
+      << "podman --init needs Debian's catatonit (scripts/quickstart.sh installs it)";
+  auto r = run({"--rm", "--init", kImage, "tr '\\0' ' ' </proc/1/cmdline; echo; echo $$; exit 5"});
+  EXPECT_EQ(r.status, 5) << r.describe();
+  auto lines = split_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.describe();
+  EXPECT_EQ(lines[0].rfind("/run/podman-init -- ", 0), 0u) << lines[0];
+  EXPECT_NE(lines[1], "1") << "the command, not the init, is pid 1";
+}
+
 TEST_F(Podman, PidsLimitStopsAProcessFlood) {
   const std::string id = run_detached("pids", "sleep 1000", {"--pids-limit", "20"});
   const std::string cgroup = container_cgroup(id);
