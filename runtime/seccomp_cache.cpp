@@ -119,6 +119,19 @@ size_t count_entries(const std::string& dir) {
   return n;
 }
 
+// A program from the cache ends up in containers' filters: only files that nobody but us could
+// have written count (owned by our euid, not group- or world-writable, in such a directory).
+bool trusted(const struct stat& st) {
+  return st.st_uid == ::geteuid() && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+UniqueFd open_trusted_dir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !trusted(st)) return UniqueFd();
+  return fd;
+}
+
 }  // namespace
 
 std::string key(const spec::Seccomp& config) {
@@ -159,22 +172,27 @@ std::optional<Entry> decode(std::string_view data) {
 }
 
 std::optional<Entry> read(const std::string& dir, const std::string& key) {
-  std::string path = dir + "/" + key;
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd dirfd = open_trusted_dir(dir);
+  if (!dirfd) return std::nullopt;
+  UniqueFd fd(::openat(dirfd.get(), key.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || !trusted(st) ||
       static_cast<size_t>(st.st_size) > kMaxFileSize)
     return std::nullopt;
   std::string data(static_cast<size_t>(st.st_size), '\0');
   if (::pread(fd.get(), data.data(), data.size(), 0) != st.st_size) return std::nullopt;
   auto entry = decode(data);
-  if (!entry) log::debug("seccomp cache: ignoring malformed " + path);
+  if (!entry) log::debug("seccomp cache: ignoring malformed " + dir + "/" + key);
   return entry;
 }
 
 void write(const std::string& dir, const std::string& key, const Entry& entry) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     log::debug("seccomp cache: mkdir " + dir + ": " + std::strerror(errno));
+    return;
+  }
+  if (!open_trusted_dir(dir)) {
+    log::debug("seccomp cache: " + dir + " is not ours alone; not used");
     return;
   }
   if (count_entries(dir) >= kMaxEntries) return;

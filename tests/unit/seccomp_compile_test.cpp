@@ -4,6 +4,7 @@
 #include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -425,6 +426,25 @@ TEST(SeccompCache, MalformedEntriesAreIgnoredAndRecompiled) {
   barge::write_file(dir.cache() + "/" + seccomp::cache::key(config), data.substr(0, 30));
   seccomp::Filter filter = seccomp::compile_cached(config, dir.cache());
   EXPECT_TRUE(same_program(filter, seccomp::compile(config)));
+}
+
+TEST(SeccompCache, EntriesOthersCouldHaveWrittenAreNotUsed) {
+  TempDir dir;
+  spec::Seccomp config = parse_seccomp(
+      allow_default({{{"names", {"mkdir"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 42}}}));
+  seccomp::compile_cached(config, dir.cache());  // stores the entry
+  std::string entry = dir.cache() + "/" + seccomp::cache::key(config);
+  ASSERT_TRUE(barge::path_exists(entry));
+  // A hit has no libseccomp context (export_pfc throws); a fresh compile has one.
+  EXPECT_THROW(seccomp::compile_cached(config, dir.cache()).export_pfc(), barge::Error);
+
+  ASSERT_EQ(::chmod(dir.cache().c_str(), 0777), 0);  // anyone could have planted it
+  EXPECT_NO_THROW(seccomp::compile_cached(config, dir.cache()).export_pfc());
+  ASSERT_EQ(::chmod(dir.cache().c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(entry.c_str(), 0666), 0);
+  EXPECT_NO_THROW(seccomp::compile_cached(config, dir.cache()).export_pfc());
+  ASSERT_EQ(::chmod(entry.c_str(), 0600), 0);
+  EXPECT_THROW(seccomp::compile_cached(config, dir.cache()).export_pfc(), barge::Error);
 }
 
 TEST(SeccompCache, AnUnwritableCacheOnlyCostsTime) {
