@@ -72,7 +72,7 @@ std::string join_normalised(std::string_view base, std::string_view relative,
     if (component.empty() || component == ".") continue;
     if (component == "..")
       throw_error("linux.cgroupsPath: \"" + std::string(original) +
-                  "\" must not contain \"..\" components");
+                  R"(" must not contain ".." components)");
     out += '/';
     out += component;
   }

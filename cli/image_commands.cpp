@@ -84,7 +84,7 @@ void add_list(CLI::App& parent, Context& ctx, const Shared& opts) {
 
 void add_ref_command(CLI::App& parent, Context& ctx, const Shared& opts, const char* name,
                      const char* help,
-                     std::function<void(const std::string&, const std::string&)> run) {
+                     const std::function<void(const std::string&, const std::string&)>& run) {
   auto* cmd = parent.add_subcommand(name, help);
   auto ref = std::make_shared<std::string>();
   cmd->add_option("ref", *ref, "image reference")->required();

@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <ranges>
 
 #include "common/error.hpp"
 #include "common/file.hpp"
@@ -248,9 +249,9 @@ void mount_image(const std::string& storage, const std::string& reference,
     for (const auto& other : store.load_mounts())
       if (other.mountpoint == target) throw_error(target + ": an image is already mounted there");
     overlay::Layers layers{{}, dir + "/upper", dir + "/work", dir + "/l"};
-    for (auto it = record.layers.rbegin(); it != record.layers.rend(); ++it) {
-      mount.diff_ids.push_back(it->diff_id);
-      layers.lower.push_back(store.layer_path(it->diff_id) + "/fs");
+    for (const auto& layer : std::ranges::reverse_view(record.layers)) {
+      mount.diff_ids.push_back(layer.diff_id);
+      layers.lower.push_back(store.layer_path(layer.diff_id) + "/fs");
     }
     make_dirs(layers.upper, 0755);
     make_dirs(layers.work, 0700);

@@ -25,6 +25,7 @@ namespace {
 using Json = nlohmann::json;
 constexpr size_t kMaxJson = 4 << 20;
 
+// NOLINTNEXTLINE(bugprone-exception-escape): nlohmann::json's special members are not noexcept
 struct Descriptor {
   std::string media_type;
   std::string digest;
@@ -134,7 +135,7 @@ void stage_archive(const std::string& path, const std::string& dir) {
 
 class Importer {
  public:
-  Importer(Store& store, std::string source_dir, std::string source_name,
+  Importer(Store& store, const std::string& source_dir, std::string source_name,
            const ImportOptions& options)
       : store_(store),
         source_(open_or_throw(source_dir, O_RDONLY | O_DIRECTORY)),

@@ -144,6 +144,7 @@ std::vector<std::unique_ptr<LayerJob>> plan(
 std::exception_ptr run_jobs(Store& store, ImageRecord& record,
                             const std::vector<std::unique_ptr<LayerJob>>& jobs) {
   std::vector<LayerJob*> order;
+  order.reserve(jobs.size());
   for (const auto& job : jobs) order.push_back(job.get());
   std::stable_sort(order.begin(), order.end(),
                    [](const LayerJob* a, const LayerJob* b) { return a->bytes > b->bytes; });

@@ -160,7 +160,7 @@ std::vector<std::string> clean_name(std::string_view name) {
     if (end == std::string_view::npos) end = name.size();
     std::string_view part = name.substr(pos, end - pos);
     if (part == "..")
-      throw_error("entry \"" + std::string(name) + "\": \"..\" would escape the layer");
+      throw_error("entry \"" + std::string(name) + R"(": ".." would escape the layer)");
     if (!part.empty() && part != ".") parts.emplace_back(part);
     pos = end + 1;
   }
@@ -317,8 +317,8 @@ void Extractor::xattrs(archive_entry* entry, int fd, int parent, const std::stri
 // the parent (the entry was just created as a non-symlink, see Extractor).
 void Extractor::owner_and_mode(archive_entry* entry, int fd, int parent, const std::string& name,
                                const std::string& shown) {
-  uid_t uid = static_cast<uid_t>(archive_entry_uid(entry));
-  gid_t gid = static_cast<gid_t>(archive_entry_gid(entry));
+  auto uid = static_cast<uid_t>(archive_entry_uid(entry));
+  auto gid = static_cast<gid_t>(archive_entry_gid(entry));
   mode_t mode = archive_entry_perm(entry) & 07777;
   if (fd >= 0) {
     if (::fchown(fd, uid, gid) != 0) throw_errno("chown " + shown);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "common/error.hpp"
 #include "common/file.hpp"
@@ -119,7 +120,7 @@ const Endpoint* port_owner(const NetworkRecord& r, const PortMapping& mapping) {
   return nullptr;
 }
 
-LockedState::LockedState(const std::string& dir) : dir_(dir) {
+LockedState::LockedState(std::string dir) : dir_(std::move(dir)) {
   make_dirs(dir_, 0700);
   lock_ = open_or_throw(dir_ + "/lock", O_RDWR | O_CREAT, 0600);
   while (::flock(lock_.get(), LOCK_EX) != 0) {

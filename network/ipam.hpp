@@ -64,7 +64,7 @@ const Endpoint* port_owner(const NetworkRecord& record, const PortMapping& mappi
 // The state directory of one network, locked for this object's lifetime.
 class LockedState {
  public:
-  explicit LockedState(const std::string& dir);
+  explicit LockedState(std::string dir);
   bool exists() const { return exists_; }
   NetworkRecord& record() { return record_; }
   void save();

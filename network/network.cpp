@@ -117,6 +117,7 @@ Subnet choose_subnet(const Config& config, Netlink& netlink) {
     return subnet;
   }
   std::vector<Subnet> taken_only;
+  taken_only.reserve(taken.size());
   for (const auto& [subnet, what] : taken) taken_only.push_back(subnet);
   if (auto subnet = default_subnet(taken_only)) return *subnet;
   throw_error("no free subnet for bridge " + config.bridge +

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <map>
+#include <ranges>
 #include <string>
 #include <utility>
 #include <vector>
@@ -152,9 +153,9 @@ void LayerCopy::directory(int src, int dest, const std::string& rel) {
 
 void copy_merged(const std::vector<std::string>& lower, const std::string& dest) {
   UniqueFd dest_root = open_or_throw(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-  for (auto it = lower.rbegin(); it != lower.rend(); ++it) {
-    with_context("copy layer " + *it, [&] {
-      UniqueFd src = open_or_throw(*it, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  for (const auto& layer : std::ranges::reverse_view(lower)) {
+    with_context("copy layer " + layer, [&] {
+      UniqueFd src = open_or_throw(layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
       LayerCopy(dest_root.get()).directory(src.get(), dest_root.get(), "");
     });
   }

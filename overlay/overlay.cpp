@@ -123,7 +123,7 @@ Layers with_short_links(const Layers& layers) {
 }
 
 void mount_legacy(const std::string& target, const Layers& layers) {
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   std::string data = options(layers, 0);
   if (data.size() < page) {
     if (::mount("overlay", target.c_str(), "overlay", 0, data.c_str()) != 0)

@@ -58,6 +58,7 @@ std::string run_and_capture(const std::vector<std::string>& argv) {
   if (pid == 0) {
     ::dup2(write_end.get(), STDOUT_FILENO);
     std::vector<char*> args;
+    args.reserve(argv.size());
     for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
     ::execvp(args[0], args.data());
@@ -175,7 +176,7 @@ std::string ps_table(const GlobalOptions& global, const std::string& id,
   std::vector<pid_t> pids = container_pids(global, id);
   std::vector<std::string> argv = {"ps"};
   if (ps_args.empty())
-    argv.push_back("-ef");
+    argv.emplace_back("-ef");
   else
     argv.insert(argv.end(), ps_args.begin(), ps_args.end());
   return filter_ps_output(run_and_capture(argv), pids);

@@ -109,10 +109,9 @@ unsigned int filter_flags(const spec::Seccomp& config, bool has_listener) {
     const std::string& name = config.flags[i];
     std::string path = indexed("linux.seccomp.flags", i);
     unsigned long flag = 0;
-    if (name == "SECCOMP_FILTER_FLAG_TSYNC") {
-      // The init is single-threaded when it loads the filter; runc ignores this flag too.
-      continue;
-    } else if (name == "SECCOMP_FILTER_FLAG_LOG") {
+    // The init is single-threaded when it loads the filter; runc ignores TSYNC too.
+    if (name == "SECCOMP_FILTER_FLAG_TSYNC") continue;
+    if (name == "SECCOMP_FILTER_FLAG_LOG") {
       flag = SECCOMP_FILTER_FLAG_LOG;
     } else if (name == "SECCOMP_FILTER_FLAG_SPEC_ALLOW") {
       flag = SECCOMP_FILTER_FLAG_SPEC_ALLOW;
@@ -268,6 +267,7 @@ std::vector<ArchLimits> arch_limits(scmp_filter_ctx ctx, const spec::Seccomp& co
     (token == SCMP_ARCH_X32 ? limits.max_x32_nr : limits.max_nr) = highest;
   }
   std::vector<ArchLimits> result;
+  result.reserve(by_audit_arch.size());
   for (const auto& entry : by_audit_arch) result.push_back(entry.second);
   return result;
 }

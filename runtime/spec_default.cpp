@@ -18,9 +18,9 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 ojson mount(std::string_view destination, std::string_view type, std::string_view source,
-            std::vector<std::string> options = {}) {
+            const std::vector<std::string>& options = {}) {
   ojson m = {{"destination", destination}, {"type", type}, {"source", source}};
-  if (!options.empty()) m["options"] = std::move(options);
+  if (!options.empty()) m["options"] = options;
   return m;
 }
 
@@ -45,7 +45,7 @@ ojson default_mounts(bool rootless) {
   // gid=5 (tty) would not be mapped inside a rootless user namespace.
   std::vector<std::string> devpts = {"nosuid", "noexec", "newinstance", "ptmxmode=0666",
                                      "mode=0620"};
-  if (!rootless) devpts.push_back("gid=5");
+  if (!rootless) devpts.emplace_back("gid=5");
   return ojson::array({
       mount("/proc", "proc", "proc"),
       mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}),
