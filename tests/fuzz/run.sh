@@ -57,7 +57,8 @@ fuzz() {
   echo "==> fuzz: $target for ${budget}s (corpus copy in $work)"
   local before
   before=$(find "$artifacts" -type f | sort)
-  (cd "$work" && "$binary" "${dict[@]}" -max_total_time="$budget" -rss_limit_mb="$(rss_limit_mb)" \
+  (cd "$work" && LSAN_OPTIONS="suppressions=$repo/tests/fuzz/lsan.supp:print_suppressions=0" \
+    "$binary" "${dict[@]}" -max_total_time="$budget" -rss_limit_mb="$(rss_limit_mb)" \
     -timeout=10 -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" \
     "$work/corpus") >"$work/fuzz.log" 2>&1 || status=$?
   if ((status != 0)); then
