@@ -14,6 +14,7 @@
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "common/file.hpp"
 #include "common/log.hpp"
 #include "image/digest.hpp"
 
@@ -109,12 +110,16 @@ std::optional<size_t> take_count(std::string_view& data) {
   return value;
 }
 
-size_t count_entries(const std::string& dir) {
+// Entries in dirfd (temporary files, which start with '.', not counted).
+size_t count_entries(int dirfd) {
   size_t n = 0;
-  if (DIR* d = ::opendir(dir.c_str())) {
+  int fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (DIR* d = fd >= 0 ? ::fdopendir(fd) : nullptr) {
     while (const dirent* entry = ::readdir(d))
       if (entry->d_name[0] != '.') ++n;
     ::closedir(d);
+  } else if (fd >= 0) {
+    ::close(fd);
   }
   return n;
 }
@@ -191,20 +196,16 @@ void write(const std::string& dir, const std::string& key, const Entry& entry) {
     log::debug("seccomp cache: mkdir " + dir + ": " + std::strerror(errno));
     return;
   }
-  if (!open_trusted_dir(dir)) {
+  UniqueFd dirfd = open_trusted_dir(dir);
+  if (!dirfd) {
     log::debug("seccomp cache: " + dir + " is not ours alone; not used");
     return;
   }
-  if (count_entries(dir) >= kMaxEntries) return;
-  std::string data = encode(entry);
-  std::string temp = dir + "/." + key + "." + std::to_string(::getpid());
-  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  bool written =
-      fd && ::write(fd.get(), data.data(), data.size()) == static_cast<ssize_t>(data.size());
-  fd.reset();
-  if (!written || ::rename(temp.c_str(), (dir + "/" + key).c_str()) != 0) {
-    log::debug("seccomp cache: write " + temp + ": " + std::strerror(errno));
-    ::unlink(temp.c_str());
+  if (count_entries(dirfd.get()) >= kMaxEntries) return;
+  try {
+    write_file_atomic_at(dirfd.get(), key, encode(entry));
+  } catch (const std::exception& e) {
+    log::debug(std::string("seccomp cache: ") + e.what());
   }
 }
 
